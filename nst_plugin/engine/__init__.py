@@ -1,0 +1,1 @@
+"""Pure-tensor style transfer: encoders, losses and methods. Imports nothing above itself."""

@@ -1,0 +1,111 @@
+"""AdaIN decoder files: safetensors with metadata and a content hash checked at load.
+
+One file is both the shipped model and the training checkpoint: tensors `decoder.*` are the
+weights, `adam.*` the optimizer moments and `loss_scale.*` the loss normalisation a resumed run
+must keep; the metadata holds the architecture, encoder, training settings and state as JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .adain import DECODER_VERSION, make_decoder
+from .errors import WeightsError
+
+FORMAT = "nst-plugin/adain-decoder"
+
+
+def content_hash(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over names, shapes, dtypes and bytes of the decoder weights, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(k for k in tensors if k.startswith("decoder.")):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    decoder: torch.nn.Module,
+    *,
+    width: str,
+    encoder: str,
+    settings: dict[str, Any],
+    state: dict[str, Any],
+    extra_tensors: dict[str, torch.Tensor] | None = None,
+) -> str:
+    """Write atomically; returns the content hash recorded in the file."""
+    tensors = {f"decoder.{k}": v.detach().cpu().contiguous() for k, v in decoder.state_dict().items()}
+    for k, v in (extra_tensors or {}).items():
+        tensors[k] = v.detach().cpu().contiguous()
+    digest = content_hash(tensors)
+    meta = {
+        "format": FORMAT,
+        "architecture_version": str(DECODER_VERSION),
+        "width": width,
+        "encoder": encoder,
+        "settings": json.dumps(settings, sort_keys=True),
+        "state": json.dumps(state, sort_keys=True),
+        "sha256": digest,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return digest
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and parsed metadata, after checking format, version and hash."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"AdaIN decoder file not found: {path}")
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            raw = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise WeightsError(f"{path} is not a readable safetensors decoder file: {exc}") from None
+    if raw.get("format") != FORMAT:
+        raise WeightsError(f"{path} is not an nst-plugin AdaIN decoder (format {raw.get('format')!r})")
+    if raw.get("architecture_version") != str(DECODER_VERSION):
+        raise WeightsError(
+            f"{path} holds decoder architecture v{raw.get('architecture_version')}, "
+            f"this version reads v{DECODER_VERSION}"
+        )
+    if content_hash(tensors) != raw.get("sha256"):
+        raise WeightsError(f"{path} is corrupt: its weights do not match their recorded SHA-256")
+    meta: dict[str, Any] = dict(raw)
+    meta["settings"] = json.loads(raw.get("settings", "{}"))
+    meta["state"] = json.loads(raw.get("state", "{}"))
+    return tensors, meta
+
+
+def load_decoder(path: str | os.PathLike) -> tuple[torch.nn.Sequential, dict[str, Any]]:
+    tensors, meta = read_checkpoint(path)
+    decoder = make_decoder(meta["width"])
+    weights = {k[len("decoder.") :]: v for k, v in tensors.items() if k.startswith("decoder.")}
+    try:
+        decoder.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: weights do not fit a {meta['width']} decoder: {exc}") from None
+    decoder.requires_grad_(False).eval()
+    return decoder, meta

@@ -1,0 +1,237 @@
+"""Training the AdaIN decoder on cached features, so each step pays only for what changes.
+
+A step of the paper encodes the content, the style and the output. Here the content's relu4_1
+features (of whole images, cropped at random in feature space) and the styles' per-layer moments
+are computed once, before training (see `nst_plugin.training_data`); a step runs the decoder and
+one encoder pass with its backward on the output only.
+
+Our Caffe VGG-19 is not the paper's normalised VGG (its activations are 20-400x larger), so each
+tapped layer is divided per channel by its mean activation over the style set: that is exactly
+the normalised network's activation at that tap, and the paper's style weight (10) carries over.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .adain import CONTENT_TAP, STYLE_TAPS, adain_from_stats, calc_mean_std, make_decoder
+from .encoders import VGGEncoder
+from .errors import Cancelled, InputError
+
+
+@dataclass
+class TrainData:
+    """Everything a step reads, already in memory.
+
+    features: relu4_1 of each whole content image, (512, h, w) float16.
+    pixels: the same images as uint8 (3, 8h, 8w), for the reconstruction warm-up and samples.
+    style_mean / style_std: per tap, (N, C) moments of N style crops.
+    style_rows: the style file behind each row, for sample grids.
+    """
+
+    features: list[torch.Tensor]
+    pixels: list[torch.Tensor]
+    style_mean: dict[str, torch.Tensor]
+    style_std: dict[str, torch.Tensor]
+    style_rows: list[str] = field(default_factory=list)  # the style file behind each row
+
+    def __post_init__(self) -> None:
+        if not self.features:
+            raise InputError("no usable content images to train on")
+        if not len(self.style_mean[CONTENT_TAP]):
+            raise InputError("no usable style images to train on")
+
+
+@dataclass
+class TrainSettings:
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 1e-4
+    lr_decay: float = 5e-5
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    recon_steps: int = 0
+    width: str = "half"
+    seed: int = 0
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    images_seen: int = 0
+    seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+
+def loss_scales(data: TrainData) -> dict[str, torch.Tensor]:
+    """Per-channel mean activation of each tap over the style set (floored for dead channels)."""
+    scales = {}
+    for tap in STYLE_TAPS:
+        s = data.style_mean[tap].float().mean(0)
+        scales[tap] = s.clamp_min(0.1 * float(s.mean())).view(1, -1, 1, 1)
+    return scales
+
+
+class AdaINTrainer:
+    """Owns the decoder, its optimizer and the step counter; one call to `step` is one update."""
+
+    def __init__(
+        self,
+        encoder: VGGEncoder,
+        data: TrainData,
+        settings: TrainSettings,
+        *,
+        decoder: nn.Module | None = None,
+        state: TrainState | None = None,
+        adam_tensors: dict[str, torch.Tensor] | None = None,
+        scales: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.data = data
+        self.state = state or TrainState()
+        fmt = torch.channels_last
+        self.encoder = copy.deepcopy(encoder.truncated(CONTENT_TAP)).to(memory_format=fmt)
+        self.decoder = (decoder or make_decoder(settings.width)).to(memory_format=fmt)
+        self.decoder.train().requires_grad_(True)
+        self.scales = scales or loss_scales(data)
+        self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=settings.lr)
+        if adam_tensors:
+            self._load_adam(adam_tensors)
+        self.timings = {"data": 0.0, "decoder": 0.0, "encoder": 0.0, "backward": 0.0}
+        self._check_crop()
+
+    def _check_crop(self) -> None:
+        c = self.settings.crop
+        if c % 8 or c < 32:
+            raise InputError(f"crop must be a multiple of 8 and at least 32, got {c}")
+        cells = c // 8
+        if all(f.shape[-1] < cells or f.shape[-2] < cells for f in self.data.features):
+            raise InputError(f"every content image is smaller than the crop of {c} px")
+
+    # -- optimizer state, so a resumed run continues exactly where it stopped ------------------
+    def adam_tensors(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for i, p in enumerate(self.decoder.parameters()):
+            st = self.optimizer.state.get(p)
+            if st:
+                out[f"adam.{i}.exp_avg"] = st["exp_avg"]
+                out[f"adam.{i}.exp_avg_sq"] = st["exp_avg_sq"]
+                out[f"adam.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float64).view(1)
+        return out
+
+    def _load_adam(self, tensors: dict[str, torch.Tensor]) -> None:
+        for i, p in enumerate(self.decoder.parameters()):
+            if f"adam.{i}.exp_avg" in tensors:
+                self.optimizer.state[p] = {
+                    "step": tensors[f"adam.{i}.step"].reshape(()).to(torch.float32),
+                    "exp_avg": tensors[f"adam.{i}.exp_avg"].clone().to(memory_format=_fmt(p)),
+                    "exp_avg_sq": tensors[f"adam.{i}.exp_avg_sq"].clone().to(memory_format=_fmt(p)),
+                }
+
+    # -- data ---------------------------------------------------------------------------------
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Feature crops, matching pixel crops and style indices; a pure function of (seed, step)."""
+        s = self.settings
+        gen = torch.Generator().manual_seed(s.seed * 1_000_003 + step)
+        cells = s.crop // 8
+        usable = [i for i, f in enumerate(self.data.features) if min(f.shape[-2:]) >= cells]
+        picks = torch.randint(len(usable), (s.batch_size,), generator=gen).tolist()
+        feats, pixels = [], []
+        for k in picks:
+            f = self.data.features[usable[k]]
+            y = int(torch.randint(f.shape[-2] - cells + 1, (1,), generator=gen))
+            x = int(torch.randint(f.shape[-1] - cells + 1, (1,), generator=gen))
+            feats.append(f[:, y : y + cells, x : x + cells])
+            px = self.data.pixels[usable[k]]
+            pixels.append(px[:, 8 * y : 8 * (y + cells), 8 * x : 8 * (x + cells)])
+        styles = torch.randint(len(self.data.style_mean[CONTENT_TAP]), (s.batch_size,), generator=gen)
+        feat = torch.stack(feats).float().contiguous(memory_format=torch.channels_last)
+        return feat, torch.stack(pixels).float() / 255.0, styles
+
+    def lr(self) -> float:
+        return self.settings.lr / (1.0 + self.settings.lr_decay * self.state.step)
+
+    # -- one update ---------------------------------------------------------------------------
+    def step(self) -> dict[str, float]:
+        s, t0 = self.settings, time.perf_counter()
+        feat, pixels, styles = self.batch(self.state.step)
+        t1 = time.perf_counter()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr()
+        if self.state.step < s.recon_steps:
+            out = self.decoder(feat)
+            t2 = t3 = time.perf_counter()
+            loss = F.l1_loss(out, pixels)
+            losses = {"recon": loss.item()}
+        else:
+            mean4 = self.data.style_mean[CONTENT_TAP][styles].view(len(styles), -1, 1, 1)
+            std4 = self.data.style_std[CONTENT_TAP][styles].view(len(styles), -1, 1, 1)
+            target = adain_from_stats(feat, mean4.float(), std4.float())
+            out = self.decoder(target)
+            t2 = time.perf_counter()
+            taps = self.encoder(out, STYLE_TAPS)
+            t3 = time.perf_counter()
+            sc4 = self.scales[CONTENT_TAP]
+            content = F.mse_loss(taps[CONTENT_TAP] / sc4, target / sc4)
+            style = out.new_zeros(())
+            for tap in STYLE_TAPS:
+                sc = self.scales[tap]
+                m, sd = calc_mean_std(taps[tap])
+                tm = self.data.style_mean[tap][styles].float().view_as(m)
+                ts = self.data.style_std[tap][styles].float().view_as(sd)
+                style = style + F.mse_loss(m / sc, tm / sc) + F.mse_loss(sd / sc, ts / sc)
+            loss = s.content_weight * content + s.style_weight * style
+            losses = {"content": content.item(), "style": style.item()}
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"loss became {float(loss)} at step {self.state.step}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        t4 = time.perf_counter()
+        for key, dt in zip(self.timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            self.timings[key] += dt
+        self.state.step += 1
+        self.state.images_seen += s.batch_size
+        self.state.seconds += t4 - t0
+        losses["loss"] = loss.item()
+        return losses
+
+    def run(
+        self,
+        steps: int,
+        *,
+        on_step: Callable[[dict[str, float]], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        """Train until `steps` in total; `should_stop` ends early (time limit, Ctrl-C handled above)."""
+        while self.state.step < steps:
+            if should_stop is not None and should_stop():
+                raise Cancelled("training stopped")
+            losses = self.step()
+            if on_step is not None:
+                on_step(losses)
+
+    @torch.no_grad()
+    def preview(self, feats: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        self.decoder.eval()
+        try:
+            return self.decoder(adain_from_stats(feats, mean, std)).clamp(0, 1)
+        finally:
+            self.decoder.train()
+
+    def settings_dict(self) -> dict:
+        return asdict(self.settings)
+
+
+def _fmt(p: torch.Tensor) -> torch.memory_format:
+    if p.ndim == 4 and p.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format

@@ -1,0 +1,196 @@
+"""`nst train adain`: train (or resume) the AdaIN decoder from folders of photos and artworks.
+
+Checkpoints are written atomically every few minutes, at the time limit and on Ctrl-C, so a run
+can be stopped at any moment without losing more than the current step.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from .engine.adain import CONTENT_TAP, STYLE_TAPS
+from .engine.checkpoints import load_decoder, read_checkpoint, save_checkpoint
+from .engine.encoders import load_encoder
+from .engine.errors import Cancelled, InputError
+from .engine.training import AdaINTrainer, TrainSettings, TrainState
+from .images import Picture, load_image, resize_to, save_image
+from .training_data import build_train_data
+
+SAMPLE_COUNT = 4
+SAMPLE_CELLS = 32  # 256 px sample crops
+
+
+def train_adain(
+    *,
+    content_dir: str,
+    style_dir: str,
+    out: str,
+    steps: int,
+    resume: bool = False,
+    overwrite: bool = False,
+    time_limit_min: float | None = None,
+    checkpoint_every: int = 100,
+    checkpoint_minutes: float = 5.0,
+    sample_every: int = 500,
+    cache_dir: str | None = None,
+    settings: dict[str, Any] | None = None,
+    quiet: bool = False,
+) -> TrainState:
+    """Run training to `steps` total steps; returns the final state (also saved in `out`)."""
+    started = time.monotonic()
+    out_path = Path(out)
+    overrides = {k: v for k, v in (settings or {}).items() if v is not None}
+    if out_path.exists() and not (resume or overwrite):
+        raise InputError(f"{out_path} exists: pass --resume to continue it or --overwrite to replace it")
+    decoder = state = adam = scales = None
+    if resume and out_path.exists():
+        decoder, meta = load_decoder(out_path)
+        tensors, _ = read_checkpoint(out_path)
+        recorded = {k: v for k, v in meta["settings"].items() if k in TrainSettings.__dataclass_fields__}
+        if "width" in overrides and overrides["width"] != meta["width"]:
+            raise InputError(f"{out_path} holds a {meta['width']} decoder; cannot resume as {overrides['width']}")
+        train_settings = TrainSettings(**{**recorded, **overrides})
+        state = TrainState(**meta["state"])
+        adam = {k: v for k, v in tensors.items() if k.startswith("adam.")}
+        scales = {t: tensors[f"loss_scale.{t}"].view(1, -1, 1, 1) for t in STYLE_TAPS}
+    else:
+        train_settings = TrainSettings(**overrides)
+    torch.manual_seed(train_settings.seed)
+
+    encoder = load_encoder("vgg19")
+    bar_cache = None if quiet else tqdm(total=0, desc="caching", leave=False)
+
+    def cache_progress(what: str, i: int, n: int) -> None:
+        if bar_cache is not None:
+            bar_cache.set_description(what)
+            bar_cache.total = n
+            bar_cache.n = i
+            bar_cache.refresh()
+
+    data = build_train_data(
+        encoder, content_dir, style_dir, cache_dir=cache_dir,
+        min_side=train_settings.crop, seed=train_settings.seed, progress=cache_progress,
+    )  # fmt: skip
+    if bar_cache is not None:
+        bar_cache.close()
+    trainer = AdaINTrainer(
+        encoder, data, train_settings, decoder=decoder, state=state, adam_tensors=adam, scales=scales
+    )
+    if decoder is not None:
+        trainer.decoder.requires_grad_(True)
+
+    log_path = out_path.with_suffix(".log.jsonl")
+    samples_dir = out_path.parent / f"{out_path.stem}-samples"
+    samples = _sample_set(trainer) if sample_every else None
+    window: list[dict[str, float]] = []
+    last_save = time.monotonic()
+
+    def save() -> None:
+        if window:
+            trainer.state.history.append(_summary(trainer, window))
+            with log_path.open("a") as fh:
+                fh.write(json.dumps(trainer.state.history[-1]) + "\n")
+            window.clear()
+        extra = dict(trainer.adam_tensors())
+        extra.update({f"loss_scale.{t}": trainer.scales[t].flatten() for t in STYLE_TAPS})
+        save_checkpoint(
+            out_path, trainer.decoder, width=train_settings.width, encoder=encoder.name,
+            settings=trainer.settings_dict(), state=asdict(trainer.state), extra_tensors=extra,
+        )  # fmt: skip
+
+    bar = None if quiet else tqdm(total=steps, initial=trainer.state.step, desc="train adain")
+
+    def on_step(losses: dict[str, float]) -> None:
+        nonlocal last_save
+        window.append(losses)
+        step = trainer.state.step
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
+        if samples is not None and step % sample_every == 0:
+            _write_samples(trainer, samples, samples_dir / f"step{step:07d}.png")
+        minutes = (time.monotonic() - last_save) / 60
+        if step % checkpoint_every == 0 or minutes >= checkpoint_minutes:
+            save()
+            last_save = time.monotonic()
+
+    def out_of_time() -> bool:
+        return time_limit_min is not None and time.monotonic() - started >= time_limit_min * 60
+
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        trainer.run(steps, on_step=on_step, should_stop=out_of_time)
+    except (KeyboardInterrupt, Cancelled):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        save()
+        if bar is not None:
+            bar.close()
+    if not quiet:
+        total = sum(trainer.timings.values()) or 1.0
+        shares = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in trainer.timings.items())
+        print(f"saved {out_path} at step {trainer.state.step} ({trainer.state.images_seen} images); "
+              f"time: {shares}")
+    return trainer.state
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _summary(trainer: AdaINTrainer, window: list[dict[str, float]]) -> dict[str, Any]:
+    keys = sorted({k for w in window for k in w})
+    mean = {k: sum(w.get(k, 0.0) for w in window) / len(window) for k in keys}
+    return {
+        "step": trainer.state.step,
+        "images_seen": trainer.state.images_seen,
+        "hours": round(trainer.state.seconds / 3600, 4),
+        "crop": trainer.settings.crop,
+        "lr": trainer.lr(),
+        **{k: round(v, 5) for k, v in mean.items()},
+    }
+
+
+def _sample_set(trainer: AdaINTrainer) -> dict[str, Any]:
+    """Fixed content crops and styles, so grids from different steps compare like for like."""
+    data = trainer.data
+    n_c = len(data.features)
+    idx = [i * n_c // SAMPLE_COUNT for i in range(SAMPLE_COUNT)]
+    feats, pixels = [], []
+    for i in idx:
+        f = data.features[i]
+        cells = min(SAMPLE_CELLS, *f.shape[-2:])
+        feats.append(f[:, :cells, :cells].float())
+        pixels.append(data.pixels[i][:, : 8 * cells, : 8 * cells].float() / 255)
+    n_s = len(data.style_mean[CONTENT_TAP])
+    rows = [(i * n_s) // SAMPLE_COUNT + 1 for i in range(SAMPLE_COUNT)]
+    return {"feats": feats, "pixels": pixels, "rows": rows}
+
+
+def _write_samples(trainer: AdaINTrainer, samples: dict[str, Any], path: Path) -> None:
+    """A grid, one row per sample: content crop | style image | decoded AdaIN output."""
+    data, tiles = trainer.data, []
+    for feat, pix, row in zip(samples["feats"], samples["pixels"], samples["rows"]):
+        mean = data.style_mean[CONTENT_TAP][row].view(1, -1, 1, 1).float()
+        std = data.style_std[CONTENT_TAP][row].view(1, -1, 1, 1).float()
+        out = trainer.preview(feat[None], mean, std)[0]
+        h, w = pix.shape[-2:]
+        style = pix.new_zeros(3, h, w)
+        if data.style_rows:
+            try:
+                style = resize_to(load_image(data.style_rows[row]), (h, w)).rgb
+            except InputError:
+                pass
+        tiles.append(torch.cat([pix, style, out[:, :h, :w]], dim=2))
+    width = max(t.shape[-1] for t in tiles)
+    grid = torch.cat([torch.nn.functional.pad(t, (0, width - t.shape[-1])) for t in tiles], dim=1)
+    save_image(Picture(grid), path, overwrite=True)
