@@ -1,0 +1,1 @@
+"""The built-in features, registered through the same hooks as third-party plugins."""

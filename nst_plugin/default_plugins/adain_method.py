@@ -1,0 +1,72 @@
+"""The AdaIN method as the task sees it: parameters, colour modes, cached style statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ..engine import adain, color
+from ..engine.progress import Progress, ProgressCallback, StopCheck
+from ..hookspecs import hookimpl
+from ..methods import MethodSpec, StyleRequest
+from ..params import Param
+from ..task import StyleCache
+from .models import decoder_on, encoder_on
+
+PARAMS = (
+    Param("alpha", "float", 1.0,
+          "content-style trade-off in feature space: 0 reproduces the content, 1 is full style",
+          min=0.0, max=1.0),
+    Param("decoder", "str", "", "decoder weights file (.safetensors); empty: the shipped one"),
+)  # fmt: skip
+
+_moments = StyleCache(size=32)
+
+
+def run(request: StyleRequest, on_progress: ProgressCallback | None,
+        should_stop: StopCheck | None) -> torch.Tensor:  # fmt: skip
+    p, device = request.params, request.device
+    dev = str(device)
+    encoder = encoder_on("vgg19", "max", dev)
+    decoder, _ = decoder_on(p["decoder"] or None, dev)
+    content = request.content
+    moments = []
+    for style in request.styles:
+        if p["preserve_color"] == "match":
+            style = color.match_color(style, content)
+        key = _moments.key(style, dev)
+        moments.append(_moments.get(key, lambda s=style: _style_moments(encoder, s)))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    with autocast:
+        out = adain.stylize(
+            encoder, decoder, content, moments, weights=request.style_weights,
+            alpha=p["alpha"], masks=request.masks,
+        )  # fmt: skip
+    out = out.float()
+    if p["preserve_color"] == "luminance":
+        out = color.luminance_transfer(content, out)
+    if on_progress is not None:
+        w, h = content.shape[-1], content.shape[-2]
+        on_progress(Progress(step=1, total=1, size=(w, h), preview=out[0]))
+    return out
+
+
+@torch.no_grad()
+def _style_moments(encoder, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+    padded, _, _ = adain.pad_to_multiple(style)
+    return adain.style_moments(encoder, padded)
+
+
+SPEC = MethodSpec(
+    name="adain",
+    title="Arbitrary (AdaIN)",
+    description="fast feed-forward transfer of any style (Huang & Belongie 2017)",
+    params=PARAMS,
+    run=run,
+)
+
+
+@hookimpl
+def register_methods(register: Callable) -> None:
+    register(SPEC)

@@ -1,0 +1,41 @@
+"""Models placed on a device once per process, whatever task or parameter change asks again."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+
+import torch
+
+from ..engine.checkpoints import load_decoder
+from ..engine.encoders import VGGEncoder
+from ..engine.errors import WeightsError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+SHIPPED_DECODER = WEIGHTS_DIR / "adain_decoder.safetensors"
+
+
+@functools.cache
+def encoder_on(name: str, pooling: str, device: str) -> VGGEncoder:
+    from .. import plugins
+
+    enc = plugins.get_encoder(name, pooling=pooling)
+    return enc if device == "cpu" else copy.deepcopy(enc).to(device)
+
+
+@functools.lru_cache(maxsize=4)
+def _decoder_on(path: str, mtime: float, device: str) -> tuple[torch.nn.Module, dict]:
+    decoder, meta = load_decoder(path)
+    return decoder.to(device), meta
+
+
+def decoder_on(path: str | None, device: str) -> tuple[torch.nn.Module, dict]:
+    """The shipped decoder unless `path` names another; reloaded only if the file changed."""
+    file = Path(path) if path else SHIPPED_DECODER
+    if not file.is_file():
+        raise WeightsError(
+            f"AdaIN decoder file not found: {file}"
+            + ("" if path else " (the package ships it; reinstall nst-plugin)")
+        )
+    return _decoder_on(str(file.resolve()), file.stat().st_mtime, device)

@@ -1,0 +1,13 @@
+"""Built-in workflow tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..hookspecs import hookimpl
+from ..task import StyleTransferTask
+
+
+@hookimpl
+def register_tasks(register: Callable) -> None:
+    register(StyleTransferTask)

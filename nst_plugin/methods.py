@@ -1,0 +1,45 @@
+"""What a style-transfer method is, to the task: a name, its parameters and a run function.
+
+Built-in methods (optimization, AdaIN) and third-party ones are registered the same way, through
+the `register_methods` hook; the task hands each a `StyleRequest` of tensors already on the
+chosen device, and gets back the stylized tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .engine.progress import ProgressCallback, StopCheck
+from .params import Param
+
+
+@dataclass
+class StyleRequest:
+    """content: (1, 3, H, W) RGB 0..1 at the output size; styles: (1, 3, h, w) each;
+    style_weights: normalised to sum to 1; masks: (S, H, W) in 0..1, one per style, or None;
+    params: this method's validated parameters (and the common ones)."""
+
+    content: torch.Tensor
+    styles: list[torch.Tensor]
+    style_weights: list[float]
+    masks: torch.Tensor | None
+    params: dict[str, Any]
+    device: torch.device
+    preview_every: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+RunFunction = Callable[[StyleRequest, ProgressCallback | None, StopCheck | None], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    title: str
+    description: str
+    params: tuple[Param, ...]
+    run: RunFunction

@@ -1,0 +1,126 @@
+"""The typed parameter schema: the one place each parameter is defined.
+
+Hosts build their controls from `Param` records (type, default, range, choices, help, and which
+method a parameter applies to), and every value a host passes, typed or as a string (Ikomia passes
+strings), is checked here before any work starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .engine.errors import InputError
+
+TYPES = ("int", "float", "bool", "str", "choice", "floats")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter. `methods` empty means it applies whatever the method."""
+
+    name: str
+    type: str
+    default: Any
+    description: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] | None = None
+    methods: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.type not in TYPES:
+            raise ValueError(f"parameter {self.name}: type must be one of {TYPES}")
+        if self.type == "choice" and not self.choices:
+            raise ValueError(f"parameter {self.name}: a choice needs choices")
+
+    def applies_to(self, method: str) -> bool:
+        return not self.methods or method in self.methods
+
+    def _range_text(self) -> str:
+        if self.type == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.choices or ())
+        lo = "-inf" if self.min is None else f"{self.min:g}"
+        hi = "inf" if self.max is None else f"{self.max:g}"
+        return f"within {lo}..{hi}"
+
+    def validate(self, value: Any) -> Any:
+        """The value coerced to this parameter's type, or an InputError naming the problem."""
+        fail = f"parameter {self.name!r}"
+        try:
+            if self.type == "bool":
+                if isinstance(value, str):
+                    low = value.strip().lower()
+                    if low not in _TRUE | _FALSE:
+                        raise ValueError
+                    return low in _TRUE
+                if isinstance(value, bool | int):
+                    return bool(value)
+                raise ValueError
+            if self.type == "int":
+                if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                    raise ValueError
+                out: Any = int(str(value).strip()) if isinstance(value, str) else int(value)
+            elif self.type == "float":
+                if isinstance(value, bool):
+                    raise ValueError
+                out = float(value)
+            elif self.type == "floats":
+                items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+                out = [float(v) for v in items]
+            elif self.type == "choice":
+                out = str(value)
+                if out not in (self.choices or ()):
+                    raise InputError(f"{fail} must be {self._range_text()}, got {value!r}")
+                return out
+            else:
+                if not isinstance(value, str):
+                    raise ValueError
+                return value
+        except InputError:
+            raise
+        except (TypeError, ValueError):
+            raise InputError(f"{fail} must be of type {self.type}, got {value!r}") from None
+        numbers = out if isinstance(out, list) else [out]
+        for n in numbers:
+            if n != n or (self.min is not None and n < self.min) or (
+                self.max is not None and n > self.max
+            ):
+                raise InputError(f"{fail} must be {self._range_text()}, got {value!r}")
+        return out
+
+    def to_manifest(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": self.name, "type": self.type, "default": self.default}
+        if self.min is not None:
+            entry["min"] = self.min
+        if self.max is not None:
+            entry["max"] = self.max
+        if self.choices:
+            entry["choices"] = list(self.choices)
+        if self.methods:
+            entry["methods"] = list(self.methods)
+        entry["description"] = self.description
+        return entry
+
+
+def validate_params(
+    schema: Iterable[Param], values: Mapping[str, Any], *, method: str | None = None
+) -> dict[str, Any]:
+    """Defaults filled in, every value checked; unknown names and misplaced ones rejected."""
+    by_name = {p.name: p for p in schema}
+    unknown = sorted(set(values) - set(by_name))
+    if unknown:
+        raise InputError(
+            f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(by_name))}"
+        )
+    out = {}
+    for name, param in by_name.items():
+        if name in values and method is not None and not param.applies_to(method):
+            raise InputError(
+                f"parameter {name!r} applies to method {', '.join(param.methods)}, not {method!r}"
+            )
+        out[name] = param.validate(values[name]) if name in values else param.default
+    return out

@@ -1,0 +1,192 @@
+"""The plugin manager: built-in plugins first, then third-party ones from entry points.
+
+Third-party plugins are found through the `nst_plugin` entry-point group. `NST_PLUGINS` narrows
+what is loaded: unset loads all, an empty string loads none (what tests and manifests use), a
+comma-separated list loads only those entry-point names. A plugin that fails to import or
+breaks the hook contract is reported by name and skipped; it never takes the host down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import os
+import warnings
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .engine.errors import InputError, NSTError
+from .methods import MethodSpec
+
+ENTRY_POINT_GROUP = "nst_plugin"
+ENV_VAR = "NST_PLUGINS"
+BUILTIN_PLUGINS = (
+    "nst_plugin.default_plugins.encoders",
+    "nst_plugin.default_plugins.optimization_method",
+    "nst_plugin.default_plugins.adain_method",
+    "nst_plugin.default_plugins.tasks",
+)
+
+
+class PluginError(NSTError):
+    """A plugin could not be loaded or registered something invalid."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderEntry:
+    name: str
+    loader: Callable[..., Any]
+    description: str
+
+
+def _new_manager() -> tuple[pluggy.PluginManager, list[str]]:
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name in BUILTIN_PLUGINS:
+        pm.register(importlib.import_module(name), name=name)
+    problems: list[str] = []
+    wanted = os.environ.get(ENV_VAR)
+    allowed = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if allowed is not None and ep.name not in allowed:
+            continue
+        if pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+            pm.check_pending()
+        except Exception as exc:  # a broken plugin must not crash the host
+            if pm.get_plugin(ep.name) is not None:
+                pm.unregister(name=ep.name)
+            message = f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}"
+            problems.append(message)
+            warnings.warn(message, stacklevel=2)
+    return pm, problems
+
+
+_PROBLEMS: list[str] = []
+
+
+@functools.cache
+def manager() -> pluggy.PluginManager:
+    pm, problems = _new_manager()
+    _PROBLEMS.extend(problems)
+    return pm
+
+
+def load_problems() -> tuple[str, ...]:
+    """What failed while loading or registering third-party plugins, for hosts to show."""
+    methods(), tasks(), encoders()
+    return tuple(_PROBLEMS)
+
+
+def reset() -> None:
+    """Forget loaded plugins, so that a changed environment (tests, NST_PLUGINS) takes effect."""
+    manager.cache_clear()
+    methods.cache_clear()
+    tasks.cache_clear()
+    encoders.cache_clear()
+    _PROBLEMS.clear()
+
+
+def _collect(hook: str) -> list[tuple[str, tuple]]:
+    """Call one registration hook plugin by plugin, so each item knows who registered it."""
+    pm = manager()
+    out: list[tuple[str, tuple]] = []
+    for plugin in pm.get_plugins():
+        name = pm.get_name(plugin) or repr(plugin)
+        impl = getattr(plugin, hook, None)
+        if impl is None:
+            continue
+        items: list[tuple] = []
+        try:
+            impl(register=lambda *args, _items=items: _items.append(args))
+        except Exception as exc:
+            message = f"plugin {name!r} failed in {hook}: {exc}"
+            if name in BUILTIN_PLUGINS:
+                raise PluginError(message) from exc
+            _PROBLEMS.append(message)
+            warnings.warn(message, stacklevel=2)
+            continue
+        out.extend((name, args) for args in items)
+    return out
+
+
+@functools.cache
+def methods() -> dict[str, MethodSpec]:
+    found: dict[str, MethodSpec] = {}
+    for plugin, args in _collect("register_methods"):
+        spec = args[0] if args else None
+        if not isinstance(spec, MethodSpec):
+            _reject(plugin, f"register_methods got {type(spec).__name__}, not a MethodSpec")
+            continue
+        if spec.name in found:
+            _reject(plugin, f"method {spec.name!r} is already registered")
+            continue
+        params = tuple(p if p.methods else dataclasses.replace(p, methods=(spec.name,))
+                       for p in spec.params)  # fmt: skip
+        found[spec.name] = dataclasses.replace(spec, params=params)
+    return found
+
+
+@functools.cache
+def tasks() -> dict[str, type]:
+    from .task import Task
+
+    found: dict[str, type] = {}
+    for plugin, args in _collect("register_tasks"):
+        cls = args[0] if args else None
+        if not (isinstance(cls, type) and issubclass(cls, Task) and getattr(cls, "id", "")):
+            _reject(plugin, f"register_tasks got {cls!r}, not a Task subclass with an id")
+            continue
+        if cls.id in found:
+            _reject(plugin, f"task {cls.id!r} is already registered")
+            continue
+        found[cls.id] = cls
+    return found
+
+
+@functools.cache
+def encoders() -> dict[str, EncoderEntry]:
+    found: dict[str, EncoderEntry] = {}
+    for plugin, args in _collect("register_encoders"):
+        if len(args) != 3 or not callable(args[1]):
+            _reject(plugin, "register_encoders takes (name, loader, description)")
+            continue
+        found.setdefault(args[0], EncoderEntry(*args))
+    return found
+
+
+def _reject(plugin: str, why: str) -> None:
+    message = f"plugin {plugin!r}: {why}"
+    if plugin in BUILTIN_PLUGINS:
+        raise PluginError(message)
+    _PROBLEMS.append(message)
+    warnings.warn(message, stacklevel=3)
+
+
+def get_method(name: str) -> MethodSpec:
+    found = methods()
+    if name not in found:
+        raise InputError(f"unknown method {name!r}; available: {', '.join(found)}")
+    return found[name]
+
+
+def get_encoder(name: str, *, pooling: str = "max") -> Any:
+    found = encoders()
+    if name not in found:
+        raise InputError(f"unknown encoder {name!r}; available: {', '.join(found)}")
+    return found[name].loader(pooling=pooling)
+
+
+def get_task_class(task_id: str) -> type:
+    found = tasks()
+    if task_id not in found:
+        raise InputError(f"unknown task {task_id!r}; available: {', '.join(found)}")
+    return found[task_id]
