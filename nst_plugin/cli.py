@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from . import __version__
 from .engine.errors import NSTError
 
 EXIT_USAGE = 2
@@ -31,13 +33,19 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-decay", type=float, default=None, help="lr / (1 + decay * step) (5e-5)")
     p.add_argument("--style-weight", type=float, default=None, help="style loss weight (10)")
     p.add_argument("--content-weight", type=float, default=None, help="content loss weight (1)")
-    p.add_argument("--recon-steps", type=int, default=None,
-                   help="first steps learn to reconstruct images (pixel L1) before AdaIN (0)")
+    p.add_argument(
+        "--recon-steps",
+        type=int,
+        default=None,
+        help="first steps learn to reconstruct images (pixel L1) before AdaIN (0)",
+    )
     p.add_argument("--width", choices=("full", "half"), default=None, help="decoder width (half)")
     p.add_argument("--seed", type=int, default=None, help="random seed (0)")
     p.add_argument("--checkpoint-every", type=int, default=100, help="save every N steps")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0, help="and every M minutes")
-    p.add_argument("--sample-every", type=int, default=500, help="sample grid every N steps (0: none)")
+    p.add_argument(
+        "--sample-every", type=int, default=500, help="sample grid every N steps (0: none)"
+    )
     p.add_argument("--cache-dir", default=None, help="feature cache (default ~/.cache/nst-plugin)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -63,13 +71,150 @@ def _run_train_adain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_stylize(sub: argparse._SubParsersAction) -> None:
+    from .params import Param
+    from .task import StyleTransferTask
+
+    p = sub.add_parser(
+        "stylize",
+        help="stylize a photo with one or more style images",
+        description="Repaint CONTENT in the style of STYLE (several styles blend). Every option "
+        "below comes from the task's parameter schema; defaults are shown.",
+    )
+    p.add_argument("content", help="content image file")
+    p.add_argument("styles", nargs="+", metavar="style", help="style image file(s)")
+    p.add_argument("-o", "--out", required=True, help="output image file (.png, .jpg, ...)")
+    p.add_argument(
+        "--mask", help="grey image: where to apply the style (two styles: 0 first, 1 second)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    group = p.add_argument_group("parameters (from the task schema)")
+    param: Param
+    for param in StyleTransferTask.schema():
+        extra = ""
+        if param.choices:
+            extra = f" {{{','.join(param.choices)}}}"
+        elif param.min is not None or param.max is not None:
+            lo = "" if param.min is None else f"{param.min:g}"
+            hi = "" if param.max is None else f"{param.max:g}"
+            extra = f" [{lo}..{hi}]"
+        where = f" ({', '.join(param.methods)} only)" if param.methods else ""
+        default = (
+            ",".join(map(str, param.default)) if isinstance(param.default, list) else param.default
+        )
+        group.add_argument(
+            "--" + param.name.replace("_", "-"), dest=f"param_{param.name}", default=None,
+            metavar=param.type.upper(),
+            help=f"{param.description}{where}.{extra} Default: {default!r}",
+        )  # fmt: skip
+    p.set_defaults(func=_run_stylize)
+
+
+def _run_stylize(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .api import create_task
+    from .engine.errors import InputError
+    from .images import load_image, save_image
+
+    params = {k[6:]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise InputError(f"{out} exists; pass --overwrite to replace it")
+    task = create_task("nst.style_transfer", **params)
+    inputs = {"content": load_image(args.content), "styles": [load_image(s) for s in args.styles]}
+    if args.mask:
+        inputs["mask"] = load_image(args.mask).rgb.mean(0)
+    bar = None
+
+    def progress(record) -> None:  # noqa: ANN001
+        nonlocal bar
+        if args.quiet:
+            return
+        if bar is None:
+            bar = tqdm(total=record.total, desc="stylize", unit="step")
+        bar.total = record.total
+        bar.n = record.step
+        w, h = record.size
+        bar.set_postfix_str(
+            f"{w}x{h} " + " ".join(f"{k}={v:.3g}" for k, v in record.losses.items())
+        )
+        bar.refresh()
+
+    try:
+        result = task.run(inputs, on_progress=progress)
+    except KeyboardInterrupt:
+        raise InputError("interrupted; nothing written") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    save_image(result["image"], out, overwrite=args.overwrite)
+    if not args.quiet:
+        w, h = result["image"].size
+        print(
+            f"wrote {out} ({w}x{h}, method {task.params['method']}, "
+            f"device {'cuda' if torch.cuda.is_available() and task.params['device'] != 'cpu' else 'cpu'})"
+        )
+    return 0
+
+
+def _add_plugin(sub: argparse._SubParsersAction) -> None:
+    plugin = sub.add_parser("plugin", help="inspect plugins").add_subparsers(
+        dest="what", required=True
+    )
+    p = plugin.add_parser("list", help="tasks, methods and encoders from every plugin")
+    p.set_defaults(func=_run_plugin_list)
+    p = plugin.add_parser("manifest", help="print plugin.yaml as generated from the code")
+    p.add_argument("--all", action="store_true", help="include third-party plugins' methods")
+    p.set_defaults(func=_run_plugin_manifest)
+
+
+def _run_plugin_list(args: argparse.Namespace) -> int:
+    from . import plugins
+
+    pm = plugins.manager()
+    print("plugins:")
+    for plugin in pm.get_plugins():
+        print(f"  {pm.get_name(plugin)}")
+    print("tasks:")
+    for task_id, cls in plugins.tasks().items():
+        print(f"  {task_id}: {cls.title}")
+    print("methods:")
+    for name, spec in plugins.methods().items():
+        print(f"  {name}: {spec.description}")
+    print("encoders:")
+    for name, entry in plugins.encoders().items():
+        print(f"  {name}: {entry.description}")
+    for problem in plugins.load_problems():
+        print(f"problem: {problem}", file=sys.stderr)
+    return 0
+
+
+def _run_plugin_manifest(args: argparse.Namespace) -> int:
+    import os
+
+    from . import plugins
+    from .manifest import render_manifest
+
+    if not args.all:
+        os.environ[plugins.ENV_VAR] = ""
+        plugins.reset()
+    sys.stdout.write(render_manifest())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nst",
         description="Neural style transfer: optimization (Gatys) and arbitrary (AdaIN) methods.",
     )
+    parser.add_argument("--version", action="version", version=f"nst-plugin {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_stylize(sub)
     _add_train(sub)
+    _add_plugin(sub)
     return parser
 
 

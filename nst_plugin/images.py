@@ -50,7 +50,9 @@ def _to_rgb_and_alpha(img: PILImage.Image) -> tuple[PILImage.Image, PILImage.Ima
     if img.mode == "F":
         arr = np.asarray(img, dtype=np.float64)
         scale = 255.0 if arr.max() <= 1.0 else 1.0
-        return PILImage.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8)).convert("RGB"), None
+        return PILImage.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8)).convert(
+            "RGB"
+        ), None
     if img.mode in ("LA", "PA"):
         img = img.convert("RGBA")
     if img.mode == "RGBa":
@@ -167,7 +169,9 @@ def resize_to(picture: Picture, size: tuple[int, int]) -> Picture:
     import torch.nn.functional as F
 
     def _r(t: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(t[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0]
+        return F.interpolate(
+            t[None], size=size, mode="bicubic", antialias=True, align_corners=False
+        )[0]
 
     alpha = None if picture.alpha is None else _r(picture.alpha[None])[0].clamp(0, 1)
     return Picture(_r(picture.rgb).clamp(0, 1), alpha)

@@ -86,8 +86,10 @@ class Param:
             raise InputError(f"{fail} must be of type {self.type}, got {value!r}") from None
         numbers = out if isinstance(out, list) else [out]
         for n in numbers:
-            if n != n or (self.min is not None and n < self.min) or (
-                self.max is not None and n > self.max
+            if (
+                n != n
+                or (self.min is not None and n < self.min)
+                or (self.max is not None and n > self.max)
             ):
                 raise InputError(f"{fail} must be {self._range_text()}, got {value!r}")
         return out

@@ -49,14 +49,20 @@ def train_adain(
     out_path = Path(out)
     overrides = {k: v for k, v in (settings or {}).items() if v is not None}
     if out_path.exists() and not (resume or overwrite):
-        raise InputError(f"{out_path} exists: pass --resume to continue it or --overwrite to replace it")
+        raise InputError(
+            f"{out_path} exists: pass --resume to continue it or --overwrite to replace it"
+        )
     decoder = state = adam = scales = None
     if resume and out_path.exists():
         decoder, meta = load_decoder(out_path)
         tensors, _ = read_checkpoint(out_path)
-        recorded = {k: v for k, v in meta["settings"].items() if k in TrainSettings.__dataclass_fields__}
+        recorded = {
+            k: v for k, v in meta["settings"].items() if k in TrainSettings.__dataclass_fields__
+        }
         if "width" in overrides and overrides["width"] != meta["width"]:
-            raise InputError(f"{out_path} holds a {meta['width']} decoder; cannot resume as {overrides['width']}")
+            raise InputError(
+                f"{out_path} holds a {meta['width']} decoder; cannot resume as {overrides['width']}"
+            )
         train_settings = TrainSettings(**{**recorded, **overrides})
         state = TrainState(**meta["state"])
         adam = {k: v for k, v in tensors.items() if k.startswith("adam.")}
@@ -82,7 +88,13 @@ def train_adain(
     if bar_cache is not None:
         bar_cache.close()
     trainer = AdaINTrainer(
-        encoder, data, train_settings, decoder=decoder, state=state, adam_tensors=adam, scales=scales
+        encoder,
+        data,
+        train_settings,
+        decoder=decoder,
+        state=state,
+        adam_tensors=adam,
+        scales=scales,
     )
     if decoder is not None:
         trainer.decoder.requires_grad_(True)
@@ -138,8 +150,10 @@ def train_adain(
     if not quiet:
         total = sum(trainer.timings.values()) or 1.0
         shares = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in trainer.timings.items())
-        print(f"saved {out_path} at step {trainer.state.step} ({trainer.state.images_seen} images); "
-              f"time: {shares}")
+        print(
+            f"saved {out_path} at step {trainer.state.step} ({trainer.state.images_seen} images); "
+            f"time: {shares}"
+        )
     return trainer.state
 
 

@@ -83,16 +83,16 @@ def decoder_width(decoder: nn.Sequential) -> str:
 def pad_to_multiple(image: torch.Tensor, multiple: int = MULTIPLE) -> tuple[torch.Tensor, int, int]:
     """Reflect-pad H and W up to a multiple, so encoder and decoder sizes line up exactly."""
     h, w = image.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    # At least two feature cells a side: the decoder's reflection padding needs a neighbour.
+    ph = max((-h) % multiple, 2 * multiple - h)
+    pw = max((-w) % multiple, 2 * multiple - w)
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"
         image = F.pad(image, (0, pw, 0, ph), mode=mode)
     return image, h, w
 
 
-def style_moments(
-    encoder: VGGEncoder, style: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def style_moments(encoder: VGGEncoder, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """relu4_1 mean and std of a style image: all AdaIN needs of it, computed once per style."""
     feat = encoder(style, [CONTENT_TAP])[CONTENT_TAP]
     return calc_mean_std(feat)

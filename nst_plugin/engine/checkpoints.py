@@ -45,7 +45,9 @@ def save_checkpoint(
     extra_tensors: dict[str, torch.Tensor] | None = None,
 ) -> str:
     """Write atomically; returns the content hash recorded in the file."""
-    tensors = {f"decoder.{k}": v.detach().cpu().contiguous() for k, v in decoder.state_dict().items()}
+    tensors = {
+        f"decoder.{k}": v.detach().cpu().contiguous() for k, v in decoder.state_dict().items()
+    }
     for k, v in (extra_tensors or {}).items():
         tensors[k] = v.detach().cpu().contiguous()
     digest = content_hash(tensors)
@@ -85,7 +87,9 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise WeightsError(f"{path} is not a readable safetensors decoder file: {exc}") from None
     if raw.get("format") != FORMAT:
-        raise WeightsError(f"{path} is not an nst-plugin AdaIN decoder (format {raw.get('format')!r})")
+        raise WeightsError(
+            f"{path} is not an nst-plugin AdaIN decoder (format {raw.get('format')!r})"
+        )
     if raw.get("architecture_version") != str(DECODER_VERSION):
         raise WeightsError(
             f"{path} holds decoder architecture v{raw.get('architecture_version')}, "

@@ -152,7 +152,9 @@ class AdaINTrainer:
             feats.append(f[:, y : y + cells, x : x + cells])
             px = self.data.pixels[usable[k]]
             pixels.append(px[:, 8 * y : 8 * (y + cells), 8 * x : 8 * (x + cells)])
-        styles = torch.randint(len(self.data.style_mean[CONTENT_TAP]), (s.batch_size,), generator=gen)
+        styles = torch.randint(
+            len(self.data.style_mean[CONTENT_TAP]), (s.batch_size,), generator=gen
+        )
         feat = torch.stack(feats).float().contiguous(memory_format=torch.channels_last)
         return feat, torch.stack(pixels).float() / 255.0, styles
 

@@ -1,0 +1,100 @@
+"""AdaIN maths, decoder shapes and decoder files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nst_plugin.engine import adain
+from nst_plugin.engine.checkpoints import load_decoder, save_checkpoint
+from nst_plugin.engine.encoders import random_vgg
+from nst_plugin.engine.errors import InputError, WeightsError
+
+
+def test_calc_mean_std_by_hand():
+    feat = torch.tensor([1.0, 2.0, 3.0, 6.0]).view(1, 1, 2, 2)
+    mean, std = adain.calc_mean_std(feat, eps=0.0)
+    assert mean.item() == pytest.approx(3.0)
+    assert std.item() == pytest.approx((((4 + 1 + 0 + 9) / 4)) ** 0.5)
+
+
+def test_adain_output_takes_the_style_statistics():
+    torch.manual_seed(0)
+    content = torch.randn(2, 8, 5, 7) * 3 + 1
+    style = torch.randn(2, 8, 6, 4) * 0.5 - 2
+    out = adain.adaptive_instance_normalization(content, style)
+    om, os_ = adain.calc_mean_std(out)
+    sm, ss = adain.calc_mean_std(style)
+    assert torch.allclose(om, sm, atol=1e-5)
+    assert torch.allclose(os_, ss, atol=1e-3)
+
+
+def test_interpolation_weights_validated_and_applied():
+    m1, s1 = torch.zeros(1, 4, 1, 1), torch.ones(1, 4, 1, 1)
+    m2, s2 = torch.ones(1, 4, 1, 1) * 4, torch.ones(1, 4, 1, 1) * 3
+    mean, std = adain.blend_moments([(m1, s1), (m2, s2)], [1, 3])
+    assert torch.allclose(mean, torch.full_like(mean, 3.0))
+    assert torch.allclose(std, torch.full_like(std, 2.5))
+    with pytest.raises(InputError, match="2 style weights for 1"):
+        adain.blend_moments([(m1, s1)], [1, 1])
+    with pytest.raises(InputError, match="must not be negative"):
+        adain.blend_moments([(m1, s1), (m2, s2)], [1, -1])
+    with pytest.raises(InputError, match="must not all be zero"):
+        adain.blend_moments([(m1, s1), (m2, s2)], [0, 0])
+
+
+@pytest.mark.parametrize("width", ["full", "half"])
+def test_decoder_upsamples_by_eight(width):
+    dec = adain.make_decoder(width)
+    assert dec(torch.zeros(1, 512, 3, 5)).shape == (1, 3, 24, 40)
+    assert adain.decoder_width(dec) == width
+
+
+@pytest.mark.parametrize(("h", "w"), [(33, 47), (8, 8), (61, 20)])
+def test_stylize_any_size(h, w):
+    enc, dec = random_vgg(), adain.make_decoder("half")
+    content = torch.rand(1, 3, h, w)
+    moments = adain.style_moments(enc, torch.rand(1, 3, 32, 32))
+    out = adain.stylize(enc, dec, content, [moments])
+    assert out.shape == (1, 3, h, w)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_alpha_and_masks():
+    torch.manual_seed(0)
+    enc, dec = random_vgg(), adain.make_decoder("half")
+    content = torch.rand(1, 3, 32, 32)
+    moments = [adain.style_moments(enc, torch.rand(1, 3, 32, 32) * 0.2)]
+    feat = enc(content, ["relu4_1"])["relu4_1"]
+    recon = dec(feat).clamp(0, 1)
+    assert torch.allclose(adain.stylize(enc, dec, content, moments, alpha=0.0), recon, atol=1e-5)
+    # a mask that is zero everywhere leaves the content features untouched
+    zero = adain.stylize(enc, dec, content, moments, masks=torch.zeros(1, 32, 32))
+    assert torch.allclose(zero, recon, atol=1e-5)
+    with pytest.raises(InputError, match="alpha must be within 0..1"):
+        adain.stylize(enc, dec, content, moments, alpha=1.5)
+    with pytest.raises(InputError, match="got 2 masks for 1 style"):
+        adain.stylize(enc, dec, content, moments, masks=torch.ones(2, 32, 32))
+    with pytest.raises(InputError, match="mask size"):
+        adain.stylize(enc, dec, content, moments, masks=torch.ones(1, 16, 16))
+
+
+def test_decoder_file_round_trip_and_corruption(tmp_path):
+    dec = adain.make_decoder("half")
+    path = tmp_path / "d.safetensors"
+    digest = save_checkpoint(path, dec, width="half", encoder="vgg19", settings={"lr": 1e-4},
+                             state={"step": 3})  # fmt: skip
+    loaded, meta = load_decoder(path)
+    assert meta["sha256"] == digest and meta["state"]["step"] == 3 and meta["width"] == "half"
+    for a, b in zip(dec.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF  # flip bits inside the weights
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="corrupt"):
+        load_decoder(path)
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    with pytest.raises(WeightsError, match="not a readable safetensors"):
+        load_decoder(tmp_path / "junk.safetensors")
+    with pytest.raises(WeightsError, match="not found"):
+        load_decoder(tmp_path / "missing.safetensors")

@@ -1,0 +1,86 @@
+"""Decoder training: loss falls, resume continues identically, bad files are skipped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nst_plugin.cli import main
+from nst_plugin.engine.checkpoints import load_decoder, read_checkpoint
+from nst_plugin.train_adain import train_adain
+from tests.conftest import make_image
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    content, style = tmp_path / "content", tmp_path / "style"
+    content.mkdir()
+    style.mkdir()
+    for i in range(3):
+        arr = (make_image(56, 72, "photo", seed=i).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        Image.fromarray(arr).save(content / f"c{i}.png")
+        arr = (make_image(48, 48, "art", seed=i).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        Image.fromarray(arr).save(style / f"s{i}.jpg")
+    (content / "broken.jpg").write_bytes(b"not an image")
+    Image.new("RGB", (10, 10)).save(content / "tiny.png")
+    return content, style
+
+
+def _train(folders, out, steps, **kw):
+    content, style = folders
+    return train_adain(
+        content_dir=str(content), style_dir=str(style), out=str(out), steps=steps,
+        cache_dir=str(out.parent / "cache"), sample_every=kw.pop("sample_every", 0), quiet=True,
+        settings={"crop": 32, "batch_size": 2, "lr": 1e-3, **kw.pop("settings", {})}, **kw,
+    )  # fmt: skip
+
+
+def test_loss_falls_and_files_are_written(folders, tmp_path):
+    out = tmp_path / "dec.safetensors"
+    with pytest.warns(UserWarning) as warned:
+        state = _train(folders, out, 30, checkpoint_every=10, sample_every=15)
+    text = " ".join(str(w.message) for w in warned)
+    assert "broken.jpg" in text and "tiny.png" in text
+    assert state.step == 30 and state.images_seen == 60
+    history = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
+    assert (tmp_path / "dec-samples" / "step0000015.png").exists()
+    decoder, meta = load_decoder(out)
+    assert meta["state"]["step"] == 30 and meta["settings"]["crop"] == 32
+
+
+def test_resume_continues_identically(folders, tmp_path):
+    straight, split = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    _train(folders, straight, 4)
+    _train(folders, split, 2)
+    _train(folders, split, 4, resume=True)
+    a, _ = read_checkpoint(straight)
+    b, meta = read_checkpoint(split)
+    assert meta["state"]["step"] == 4
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_reconstruction_warm_up_then_adain(folders, tmp_path):
+    out = tmp_path / "r.safetensors"
+    _train(folders, out, 4, settings={"recon_steps": 2})
+    history = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
+    assert "recon" in history[-1] and "style" in history[-1]
+
+
+def test_refuses_to_overwrite_and_reports_bad_folders(folders, tmp_path, capsys):
+    out = tmp_path / "d.safetensors"
+    out.write_bytes(b"precious")
+    content, style = folders
+    code = main(["train", "adain", "--content-dir", str(content), "--style-dir", str(style),
+                 "--out", str(out), "--quiet"])  # fmt: skip
+    assert code == 2 and "exists" in capsys.readouterr().err
+    assert out.read_bytes() == b"precious"
+    code = main(["train", "adain", "--content-dir", str(tmp_path / "nope"), "--style-dir",
+                 str(style), "--out", str(tmp_path / "new.safetensors"), "--quiet"])  # fmt: skip
+    assert code == 2 and "not a folder" in capsys.readouterr().err
