@@ -160,6 +160,44 @@ def _run_stylize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_example(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "example",
+        help="stylize the embedded example photo (no files needed)",
+        description="Write example images (a photo scikit-image ships, generated paintings) to "
+        "OUT/images and stylize the photo with each method. Existing files are kept.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--out", default="out", help="folder for the results")
+    p.add_argument("--photo", default="astronaut", help="example photo")
+    p.add_argument("--painting", default="swirls", help="example painting")
+    p.add_argument("--methods", default="adain,optimization", help="comma-separated methods")
+    p.add_argument("--size", type=int, default=512, help="longer side of the output")
+    p.add_argument("--overwrite", action="store_true", help="replace existing results")
+    p.set_defaults(func=_run_example)
+
+
+def _run_example(args: argparse.Namespace) -> int:
+    from .examples import write_examples
+
+    out = Path(args.out)
+    images = write_examples(out / "images")
+    for name in (args.photo, args.painting):
+        if name not in images:
+            raise NSTError(f"unknown example image {name!r}; choose from {', '.join(images)}")
+    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+        target = out / f"{args.photo}-{args.painting}-{method}.png"
+        if target.exists() and not args.overwrite:
+            print(f"kept {target} (exists; --overwrite to redo)")
+            continue
+        _run_stylize(build_parser().parse_args([
+            "stylize", str(images[args.photo]), str(images[args.painting]), "-o", str(target),
+            "--method", method, "--size", str(args.size),
+            *(["--overwrite"] if args.overwrite else []),
+        ]))  # fmt: skip
+    return 0
+
+
 def _add_plugin(sub: argparse._SubParsersAction) -> None:
     plugin = sub.add_parser("plugin", help="inspect plugins").add_subparsers(
         dest="what", required=True
@@ -213,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nst-plugin {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_stylize(sub)
+    _add_example(sub)
     _add_train(sub)
     _add_plugin(sub)
     return parser
