@@ -243,6 +243,34 @@ def _run_plugin_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="try style transfer in the browser (the Gradio demo app)",
+        description="Serve the Gradio demo app. It binds to loopback (127.0.0.1) unless --host "
+        "says otherwise; needs the demo extra: pip install 'nst-plugin[demo]'.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every network)")
+    p.add_argument("--port", type=int, default=7860, help="port to listen on")
+    p.add_argument("--share", action="store_true", help="also open a temporary public share link")
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    try:  # imported here: Gradio takes seconds to import and is an optional extra
+        from hosts.gradio_app import launch
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("gradio", "gradio_client"):
+            raise NSTError("the demo needs Gradio: pip install 'nst-plugin[demo]'") from None
+        raise
+    try:
+        launch(args.host, args.port, args.share)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        raise NSTError(f"cannot serve on {args.host}:{args.port}: {exc}") from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nst",
@@ -254,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_example(sub)
     _add_train(sub)
     _add_plugin(sub)
+    _add_demo(sub)
+    from hosts.pipeline.cli import add_pipeline_parser
+
+    add_pipeline_parser(sub)
     return parser
 
 

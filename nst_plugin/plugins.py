@@ -30,6 +30,7 @@ BUILTIN_PLUGINS = (
     "nst_plugin.default_plugins.optimization_method",
     "nst_plugin.default_plugins.adain_method",
     "nst_plugin.default_plugins.tasks",
+    "nst_plugin.default_plugins.image_tasks",
 )
 
 
@@ -99,8 +100,8 @@ def _collect(hook: str) -> list[tuple[str, tuple]]:
     """Call one registration hook plugin by plugin, so each item knows who registered it."""
     pm = manager()
     out: list[tuple[str, tuple]] = []
-    for plugin in pm.get_plugins():
-        name = pm.get_name(plugin) or repr(plugin)
+    # Registration order (built-ins first), not get_plugins(): a set, so its order varies by run.
+    for name, plugin in pm.list_name_plugin():
         impl = getattr(plugin, hook, None)
         if impl is None:
             continue

@@ -26,6 +26,7 @@ PORT_TYPES = {
     "image": "images.Picture: RGB float32 (3, H, W) in 0..1, optional alpha (H, W)",
     "mask": "torch.Tensor float32 (H, W) or (S, H, W) in 0..1; a Picture's grey levels also do",
     "history": "list of dicts: step, total, size, losses, elapsed",
+    "path": "str or os.PathLike: a file on disk",
 }
 
 

@@ -7,6 +7,7 @@ an interrupted first run keeps what it had computed.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import warnings
@@ -110,14 +111,16 @@ def build_train_data(
 ) -> TrainData:
     """Encode every content image once (relu4_1) and every style crop once (moments)."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    enc = encoder.truncated(CONTENT_TAP)
+    # channels_last: oneDNN's fast layout, several times faster than contiguous on CPU.
+    enc = copy.deepcopy(encoder.truncated(CONTENT_TAP)).to(memory_format=torch.channels_last)
     tag = f"v{CACHE_VERSION}|{encoder.name}|{encoder.pooling}|{shorter_side}|{min_side}"
 
     def content_entry(path: Path) -> dict[str, torch.Tensor] | None:
         rgb = _resize_shorter(load_image(path).rgb, shorter_side, min_side)
         if rgb is None:
             return None
-        feat = enc(rgb[None], [CONTENT_TAP])[CONTENT_TAP][0]
+        x = rgb[None].contiguous(memory_format=torch.channels_last)
+        feat = enc(x, [CONTENT_TAP])[CONTENT_TAP][0].contiguous()
         return {"feat": feat.half(), "pixels": (rgb * 255 + 0.5).to(torch.uint8)}
 
     def style_entry(path: Path) -> dict[str, torch.Tensor] | None:
@@ -131,7 +134,7 @@ def build_train_data(
             y = int(torch.randint(rgb.shape[-2] - side + 1, (1,), generator=gen))
             x = int(torch.randint(rgb.shape[-1] - side + 1, (1,), generator=gen))
             crops.append(rgb[:, y : y + side, x : x + side])
-        taps = enc(torch.stack(crops), STYLE_TAPS)
+        taps = enc(torch.stack(crops).contiguous(memory_format=torch.channels_last), STYLE_TAPS)
         entry = {}
         for tap in STYLE_TAPS:
             m, s = calc_mean_std(taps[tap])

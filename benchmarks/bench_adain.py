@@ -1,0 +1,188 @@
+"""AdaIN speed: inference per image against the FLOP floor, and training images per second.
+
+Inference: milliseconds per image at 256, 512 and 1024 px (shipped decoder width), next to the
+floor = multiply-adds of encoder + decoder divided by this machine's measured 3x3 convolution
+throughput, so the ratio says how close to the hardware we run.
+
+Training: images per second of one decoder update, for each change that made training cheaper,
+measured in this same run:
+  paper       every step encodes content, style and output (the paper's loop), full decoder
+  cached      content relu4_1 and style moments precomputed (what `nst train adain` does)
+  +ch_last    channels_last memory format for encoder and decoder (oneDNN's fast path on CPU)
+  +half       half-width decoder (a quarter of its multiply-adds)
+
+    python benchmarks/bench_adain.py [--sizes 256 512 1024] [--repeat 3] [--train-steps 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nst_plugin.engine.adain import (
+    CONTENT_TAP,
+    STYLE_TAPS,
+    adain_from_stats,
+    calc_mean_std,
+    make_decoder,
+    style_moments,
+    stylize,
+)
+from nst_plugin.engine.encoders import load_encoder
+
+
+def conv_macs(module: nn.Module, run: callable) -> int:  # type: ignore[valid-type]
+    """Multiply-adds of every Conv2d during `run()`, counted with forward hooks."""
+    total = 0
+
+    def hook(mod: nn.Conv2d, inp: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        k = mod.kernel_size[0] * mod.kernel_size[1]
+        total += out.numel() * mod.in_channels // mod.groups * k
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def conv_throughput(device: torch.device, channels_last: bool) -> float:
+    """GFLOP/s of a VGG-like 3x3 convolution (256 -> 256 channels at 128x128)."""
+    conv = nn.Conv2d(256, 256, 3, padding=1).to(device)
+    x = torch.randn(1, 256, 128, 128, device=device)
+    if channels_last:
+        conv, x = conv.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+    flops = 2 * 128 * 128 * 256 * 256 * 9
+    with torch.no_grad():
+        for _ in range(2):
+            conv(x)
+        _sync(device)
+        t = time.perf_counter()
+        n = 5
+        for _ in range(n):
+            conv(x)
+        _sync(device)
+    return flops * n / (time.perf_counter() - t) / 1e9
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_inference(device: torch.device, sizes: list[int], repeat: int, width: str) -> None:
+    encoder = copy.deepcopy(load_encoder()).to(device)
+    decoder = make_decoder(width).to(device).eval()
+    style = torch.rand(1, 3, 512, 512, device=device)
+    moments = [style_moments(encoder, style)]
+    print(f"\n### AdaIN inference on {device} ({width} decoder, style moments precomputed)\n")
+    print("| size | layout | ms / image | GMACs | floor ms | ratio to floor |")
+    print("|---|---|---|---|---|---|")
+    for channels_last in (False, True):
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        enc, dec = encoder.to(memory_format=fmt), decoder.to(memory_format=fmt)
+        gflops = conv_throughput(device, channels_last)
+        for size in sizes:
+            x = torch.rand(1, 3, size, size, device=device).contiguous(memory_format=fmt)
+            macs = conv_macs(enc, lambda: enc(x, [CONTENT_TAP])) + conv_macs(
+                dec, lambda: dec(torch.zeros(1, 512, size // 8, size // 8, device=device))
+            )
+            with torch.no_grad():
+                stylize(enc, dec, x, moments)
+                _sync(device)
+                t = time.perf_counter()
+                for _ in range(repeat):
+                    stylize(enc, dec, x, moments)
+                _sync(device)
+            ms = (time.perf_counter() - t) / repeat * 1000
+            floor = 2 * macs / (gflops * 1e9) * 1000
+            layout = "channels_last" if channels_last else "contiguous"
+            print(f"| {size} | {layout} | {ms:.0f} | {macs / 1e9:.1f} | {floor:.0f} | "
+                  f"{ms / floor:.2f} |")  # fmt: skip
+    print(f"\nmeasured 3x3 conv throughput: {conv_throughput(device, True):.0f} GFLOP/s "
+          "(channels_last)")  # fmt: skip
+
+
+def bench_training(device: torch.device, steps: int, batch: int, crop: int) -> None:
+    encoder = copy.deepcopy(load_encoder().truncated(CONTENT_TAP)).to(device)
+    content = torch.rand(batch, 3, crop, crop, device=device)
+    style = torch.rand(batch, 3, crop, crop, device=device)
+    print(f"\n### AdaIN training on {device}: batch {batch} of {crop} px crops\n")
+    print("| variant | s / step | images / s | gain vs paper |")
+    print("|---|---|---|---|")
+    base = None
+    for name, cached, channels_last, width in (
+        ("paper (encode content, style, output; full decoder)", False, False, "full"),
+        ("cached content features + style moments", True, False, "full"),
+        ("+ channels_last", True, True, "full"),
+        ("+ half-width decoder", True, True, "half"),
+    ):
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        enc = encoder.to(memory_format=fmt)
+        dec = make_decoder(width).to(device).to(memory_format=fmt)
+        opt = torch.optim.Adam(dec.parameters(), 1e-4)
+        with torch.no_grad():
+            c_feat = enc(content, [CONTENT_TAP])[CONTENT_TAP]
+            s_taps = enc(style, STYLE_TAPS)
+            s_stats = {t: calc_mean_std(s_taps[t]) for t in STYLE_TAPS}
+
+        def step() -> None:
+            if cached:
+                feat, stats = c_feat, s_stats
+            else:
+                with torch.no_grad():
+                    feat = enc(content.contiguous(memory_format=fmt), [CONTENT_TAP])[CONTENT_TAP]
+                    taps = enc(style.contiguous(memory_format=fmt), STYLE_TAPS)
+                    stats = {t: calc_mean_std(taps[t]) for t in STYLE_TAPS}
+            target = adain_from_stats(feat, *stats[CONTENT_TAP])
+            out = dec(target.contiguous(memory_format=fmt))
+            taps_o = enc(out, STYLE_TAPS)
+            loss = F.mse_loss(taps_o[CONTENT_TAP], target)
+            for t in STYLE_TAPS:
+                m, s = calc_mean_std(taps_o[t])
+                loss = loss + F.mse_loss(m, stats[t][0]) + F.mse_loss(s, stats[t][1])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        step()
+        _sync(device)
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _sync(device)
+        sec = (time.perf_counter() - t) / steps
+        base = base or sec
+        print(f"| {name} | {sec:.2f} | {batch / sec:.1f} | {base / sec:.2f}x |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--width", choices=("half", "full"), default="half")
+    parser.add_argument("--train-steps", type=int, default=4, help="0 skips the training part")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for device in devices:
+        bench_inference(device, args.sizes, args.repeat, args.width)
+        if args.train_steps:
+            bench_training(device, args.train_steps, args.batch, args.crop)
+
+
+if __name__ == "__main__":
+    main()

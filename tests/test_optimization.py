@@ -1,0 +1,231 @@
+"""The Gatys method end to end on tiny generated images with the real VGG-19 weights.
+
+Runs are a handful of steps at 64 px so the file stays fast on a busy two-core CPU; they check
+direction (losses fall, statistics move toward the style), bookkeeping (sizes, steps, previews,
+cancellation) and validation, not picture quality.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nst_plugin.engine.color import rgb_to_yiq
+from nst_plugin.engine.encoders import load_encoder, random_vgg
+from nst_plugin.engine.errors import Cancelled, InputError
+from nst_plugin.engine.losses import gram_matrix
+from nst_plugin.engine.optimization import (
+    DEFAULT_STYLE_LAYERS,
+    OptimizationOptions,
+    auto_scales,
+    plan_scales,
+    stylize,
+)
+from nst_plugin.engine.progress import Progress
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return load_encoder()
+
+
+def _content(h: int = 64, w: int = 64) -> torch.Tensor:
+    """Smooth colour gradients with a bright disc: something with layout to preserve."""
+    y = torch.linspace(0, 1, h).view(h, 1).expand(h, w)
+    x = torch.linspace(0, 1, w).view(1, w).expand(h, w)
+    disc = (((x - 0.6) ** 2 + (y - 0.4) ** 2) < 0.05).float()
+    rgb = torch.stack([0.2 + 0.6 * x, 0.3 + 0.4 * y, 0.7 - 0.4 * x * y])
+    return (rgb * (1 - 0.5 * disc) + 0.5 * disc).clamp(0, 1)[None]
+
+
+def _style(h: int = 64, w: int = 64, period: int = 8) -> torch.Tensor:
+    """Saturated diagonal stripes over a checkerboard: strong, easily measured texture."""
+    yy = torch.arange(h).view(h, 1).expand(h, w)
+    xx = torch.arange(w).view(1, w).expand(h, w)
+    stripes = (((xx + yy) // (period // 2)) % 2).float()
+    checks = (((xx // period) + (yy // period)) % 2).float()
+    return torch.stack([stripes, 0.2 + 0.6 * checks, 1 - stripes])[None]
+
+
+def _style_distance(vgg, image: torch.Tensor, style: torch.Tensor) -> float:
+    taps = list(DEFAULT_STYLE_LAYERS)
+    with torch.no_grad():
+        fi, fs = vgg(image, taps), vgg(style, taps)
+        return sum(float(((gram_matrix(fi[t]) - gram_matrix(fs[t])) ** 2).mean()) for t in taps)
+
+
+def _run(vgg, **kw):
+    records: list[Progress] = []
+    options = kw.pop("options", OptimizationOptions(iterations=10, scales=()))
+    out = stylize(
+        vgg, kw.pop("content", _content()), kw.pop("styles", [_style()]),
+        options=options, on_progress=records.append, **kw,
+    )  # fmt: skip
+    return out, records
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_loss_falls_and_texture_moves_toward_the_style(vgg, optimizer: str) -> None:
+    content, style = _content(), _style()
+    options = OptimizationOptions(optimizer=optimizer, iterations=12, scales=(), lr=0.03)
+    out, records = _run(vgg, content=content, styles=[style], options=options)
+    assert out.shape == content.shape and out.dtype == torch.float32
+    assert 0 <= out.min() and out.max() <= 1
+    totals = [r.losses["total"] for r in records]
+    assert len(totals) == 12
+    assert totals[-1] < 0.7 * totals[0]
+    assert set(records[0].losses) == {"content", "style", "tv", "total"}
+    assert _style_distance(vgg, out, style) < 0.8 * _style_distance(vgg, content, style)
+
+
+def test_multi_scale_reports_each_size_and_returns_the_output_size(vgg) -> None:
+    content = _content(48, 64)
+    options = OptimizationOptions(iterations=3, scales=(32,))
+    out, records = _run(vgg, content=content, options=options, preview_every=2)
+    assert out.shape == (1, 3, 48, 64)
+    assert [r.step for r in records] == [1, 2, 3, 4, 5, 6]
+    assert {r.total for r in records} == {6}
+    assert [r.size for r in records] == [(32, 24)] * 3 + [(64, 48)] * 3
+    assert [r.scale for r in records] == [0, 0, 0, 1, 1, 1] and records[0].scales == 2
+    previews = {r.step: r.preview for r in records if r.preview is not None}
+    assert sorted(previews) == [2, 4, 6]
+    assert previews[2].shape == (3, 24, 32) and previews[6].shape == (3, 48, 64)
+    assert records[-1].elapsed >= records[0].elapsed > 0
+
+
+def test_cancel_raises_with_a_partial_image_at_the_output_size(vgg) -> None:
+    calls = 0
+
+    def stop() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 2  # two steps run, then stop during the coarse pass
+
+    options = OptimizationOptions(iterations=3, scales=(32,))
+    with pytest.raises(Cancelled) as info:
+        stylize(vgg, _content(48, 64), [_style()], options=options, should_stop=stop)
+    partial = info.value.partial
+    assert isinstance(partial, torch.Tensor) and partial.shape == (1, 3, 48, 64)
+    assert 0 <= partial.min() and partial.max() <= 1
+
+
+def test_same_seed_same_image_on_cpu(vgg) -> None:
+    options = OptimizationOptions(init="noise", iterations=3, scales=(), seed=7)
+    a = stylize(vgg, _content(32, 32), [_style(32, 32)], options=options)
+    b = stylize(vgg, _content(32, 32), [_style(32, 32)], options=options)
+    c = stylize(vgg, _content(32, 32), [_style(32, 32)], options=options.replace(seed=8))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_luminance_mode_keeps_the_content_chroma(vgg) -> None:
+    content = _content()
+    options = OptimizationOptions(iterations=4, scales=(), preserve_color="luminance")
+    out, _ = _run(vgg, content=content, options=options)
+    iq_out, iq_content = rgb_to_yiq(out)[:, 1:], rgb_to_yiq(content)[:, 1:]
+    # Equal except where clipping into the RGB cube trims chroma.
+    assert (iq_out - iq_content).abs().mean() < 0.01
+    plain, _ = _run(vgg, content=content, options=options.replace(preserve_color="none"))
+    assert (rgb_to_yiq(plain)[:, 1:] - iq_content).abs().mean() > (iq_out - iq_content).abs().mean()
+
+
+def test_match_mode_and_masks_and_image_init_run(vgg) -> None:
+    styles = [_style(), _style(40, 56, period=4).flip(1)]
+    masks = torch.zeros(2, 64, 64)
+    masks[0, :, :32] = 1
+    masks[1, :, 32:] = 1
+    options = OptimizationOptions(iterations=2, scales=(), preserve_color="match", init="image")
+    out, records = _run(
+        vgg, styles=styles, masks=masks, style_weights=[2, 1], options=options,
+        init_image=torch.rand(1, 3, 30, 30),
+    )  # fmt: skip
+    assert out.shape == (1, 3, 64, 64) and len(records) == 2
+    assert all(torch.isfinite(torch.tensor(r.losses["total"])) for r in records)
+
+
+def test_the_callers_encoder_is_left_as_it_was() -> None:
+    enc = random_vgg()
+    weight = enc.layers[0].weight
+    stylize(enc, _content(32, 32), [_style(32, 32)], options=OptimizationOptions(iterations=1))
+    assert enc.layers[0].weight is weight and weight.is_contiguous()
+    assert enc.pooling == "max" and len(enc.layers) == len(enc.names)
+
+
+# --- sizes ------------------------------------------------------------------------------------
+
+
+def test_auto_scales_halve_down_to_256() -> None:
+    assert auto_scales(400) == [400]
+    assert auto_scales(512) == [256, 512]
+    assert auto_scales(2000) == [500, 1000, 2000]
+    assert plan_scales(300, 600, None) == [(150, 300), (300, 600)]
+    assert plan_scales(300, 600, ()) == [(300, 600)]
+    assert plan_scales(300, 600, (200, 100)) == [(50, 100), (100, 200), (300, 600)]
+    with pytest.raises(InputError, match="scales"):
+        plan_scales(300, 600, (800,))
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"optimizer": "sgd"}, "optimizer must be one of 'lbfgs', 'adam'"),
+        ({"init": "zeros"}, "init must be one of"),
+        ({"preserve_color": "yes"}, "preserve_color must be one of"),
+        ({"pooling": "min"}, "pooling"),
+        ({"iterations": 0}, "iterations"),
+        ({"style_weight": -1.0}, "style_weight"),
+        ({"lr": 0}, "lr"),
+        ({"style_scale": 0}, "style_scale"),
+        ({"style_layer_weights": (1, 2)}, "style_layer_weights has 2 values for 5"),
+        ({"scales": (0,)}, "scales"),
+    ],
+)
+def test_bad_options_name_the_parameter(change: dict, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        OptimizationOptions(**change)
+
+
+def test_unknown_layer_is_named() -> None:
+    options = OptimizationOptions(style_layers=("relu1_1", "relu9_9"), iterations=1)
+    with pytest.raises(InputError, match="style_layers: unknown layer.*relu9_9"):
+        stylize(random_vgg(), _content(32, 32), [_style(32, 32)], options=options)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"style_weights": [1.0]}, "style_weights has 1 values for 2 style images"),
+        ({"style_weights": [1.0, -1.0]}, "style_weights must be a finite number >= 0"),
+        ({"style_weights": [0, 0]}, "must not all be zero"),
+        ({"masks": torch.ones(3, 32, 32)}, "got 3 masks for 2 style images"),
+        ({"masks": torch.ones(2, 16, 32)}, r"mask size \(16, 32\) differs"),
+        ({"masks": torch.ones(32, 32)}, r"masks must be a tensor shaped \(styles, H, W\)"),
+        ({"masks": torch.stack([torch.ones(32, 32), torch.zeros(32, 32)])}, r"\[1\] are empty"),
+        ({"masks": torch.full((2, 32, 32), 2.0)}, "within 0..1"),
+        ({"init_image": torch.rand(1, 3, 8, 8)}, 'set init="image"'),
+        ({"options": OptimizationOptions(init="image")}, "needs an init_image"),
+        ({"options": OptimizationOptions(scales=(8,))}, "below the 16 px"),
+        ({"preview_every": -1}, "preview_every"),
+    ],
+)
+def test_bad_inputs_raise_input_error(kwargs: dict, match: str) -> None:
+    styles = [_style(32, 32), _style(32, 32)]
+    with pytest.raises(InputError, match=match):
+        stylize(random_vgg(), _content(32, 32), styles, **kwargs)
+
+
+def test_bad_images_raise_input_error() -> None:
+    enc = random_vgg()
+    with pytest.raises(InputError, match="content must be one RGB image"):
+        stylize(enc, torch.rand(3, 32, 32), [_style(32, 32)])
+    with pytest.raises(InputError, match=r"styles\[0\]"):
+        stylize(enc, _content(32, 32), [torch.rand(1, 1, 32, 32)])
+    with pytest.raises(InputError, match="at least one style"):
+        stylize(enc, _content(32, 32), [])
+    with pytest.raises(InputError, match="style image would be only"):
+        stylize(
+            enc, _content(32, 32), [_style(32, 32)], options=OptimizationOptions(style_scale=0.2)
+        )
