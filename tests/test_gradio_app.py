@@ -14,22 +14,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gradio as gr  # the test extra; a missing one must fail, not skip, in CI
 import pytest
 import torch
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
 
-gr = pytest.importorskip("gradio")
-gradio_client = pytest.importorskip("gradio_client")
+from hosts.gradio_app import Limits, build_app, launch
+from hosts.gradio_app.app import _Job, _stream
+from nst_plugin import api, plugins
+from nst_plugin.images import Picture, save_image
+from tests.conftest import make_image
 
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from hosts.gradio_app import Limits, build_app, launch  # noqa: E402
-from hosts.gradio_app.app import _Job, _stream  # noqa: E402
-from nst_plugin import api, plugins  # noqa: E402
-from nst_plugin.images import Picture, save_image  # noqa: E402
-from tests.conftest import make_image  # noqa: E402
-
+pytestmark = pytest.mark.filterwarnings(  # Gradio's queue on pandas 3; not ours to fix
+    "ignore:.*no_silent_downcasting", "ignore:The copy keyword is deprecated"
+)
 LIMITS = Limits(max_pixels=200_000, max_size=128, time_limit=120, concurrency=1, queue_size=4)
 # Tiny work: every call here finishes in seconds on a laptop CPU.
 DEFAULTS = {"size": 48, "iterations": 4, "scales": 1, "preview_every": 1}
@@ -83,7 +83,7 @@ def client(served: tuple[gr.Blocks, str]) -> Client:
     return Client(served[1], verbose=False)
 
 
-def call(client: Client, images: dict[str, Path], *, styles: tuple[str, ...] = ("art",),
+def call(images: dict[str, Path], *, styles: tuple[str, ...] = ("art",),
          content: str = "photo", **params: Any) -> dict[str, Any]:  # fmt: skip
     """Keyword arguments for /stylize: named uploads plus any parameters."""
     kwargs: dict[str, Any] = {"content": handle_file(str(images[content]))}
@@ -133,7 +133,7 @@ def test_queue_and_concurrency_limit(served: tuple[gr.Blocks, str]) -> None:
 
 def test_adain_result_download_and_gallery(client: Client, images: dict[str, Path]) -> None:
     result, status, download, gallery = client.predict(
-        **call(client, images, styles=("art", "art2"), method="adain", weight_2=0.5),
+        **call(images, styles=("art", "art2"), method="adain", weight_2=0.5),
         api_name="/stylize",
     )
     with Image.open(result) as img:
@@ -144,7 +144,7 @@ def test_adain_result_download_and_gallery(client: Client, images: dict[str, Pat
 
 
 def test_optimization_streams_previews(client: Client, images: dict[str, Path]) -> None:
-    job = client.submit(**call(client, images, method="optimization"), api_name="/stylize")
+    job = client.submit(**call(images, method="optimization"), api_name="/stylize")
     result, status, _, gallery = job.result(timeout=120)
     previews = [o[0] for o in job.outputs() if o and isinstance(o[0], str)]
     assert len(previews) >= 3, "previews streamed while it ran, then the result"
@@ -154,7 +154,7 @@ def test_optimization_streams_previews(client: Client, images: dict[str, Path]) 
 
 
 def test_stop_keeps_the_last_preview(client: Client, images: dict[str, Path]) -> None:
-    job = client.submit(**call(client, images, method="optimization", iterations=5000),
+    job = client.submit(**call(images, method="optimization", iterations=5000),
                         api_name="/stylize")  # fmt: skip
     deadline = time.monotonic() + 90
     while not any(o and isinstance(o[0], str) for o in job.outputs()):
@@ -171,7 +171,7 @@ def test_stop_keeps_the_last_preview(client: Client, images: dict[str, Path]) ->
 
 def test_oversize_upload_is_refused_with_a_message(client: Client, images: dict[str, Path]):
     with pytest.raises(AppError, match=r"600×400 pixels .* at most 0\.2 megapixels") as info:
-        client.predict(**call(client, images, content="big", method="adain"), api_name="/stylize")
+        client.predict(**call(images, content="big", method="adain"), api_name="/stylize")
     assert "Traceback" not in str(info.value)
 
 
@@ -190,7 +190,7 @@ def test_errors_are_messages_not_traces(client: Client, images: dict[str, Path],
     if kwargs.get("device") == "cuda" and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(AppError, match=message) as info:
-        client.predict(**call(client, images, method="adain", **kwargs), api_name="/stylize")
+        client.predict(**call(images, method="adain", **kwargs), api_name="/stylize")
     assert "Traceback" not in str(info.value) and "/tmp" not in str(info.value)
 
 

@@ -19,6 +19,7 @@ import html
 import inspect
 import itertools
 import logging
+import math
 import os
 import queue
 import tempfile
@@ -50,6 +51,7 @@ LAID_OUT = ("method", "style_weights")
 PINNED: dict[str, Any] = {"decoder": ""}
 # Live feedback needs previews; the schema's default (0) suits batch hosts, not a browser.
 APP_DEFAULTS: dict[str, Any] = {"preview_every": 5}
+GALLERY_SIZE = 24  # results a session's gallery keeps, newest first
 EXAMPLES_DIR = Path(tempfile.gettempdir()) / "nst-gradio-examples"
 
 CSS = """
@@ -61,6 +63,8 @@ CSS = """
 .nst-losses { color: var(--body-text-color-subdued); font-family: var(--font-mono);
               font-size: 0.8rem; }
 .nst-device { text-align: right; }
+/* Empty download and gallery boxes stay small until there is something to show. */
+#download .empty.large, #gallery .empty.large { min-height: 72px; height: 72px; }
 """
 
 _SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"]
@@ -130,7 +134,7 @@ def _slider_step(param: Mapping[str, Any], lo: float, hi: float) -> float | None
     """
     if param["type"] == "int":
         return 1 if hi - lo <= 10_000 else None
-    step = 10.0 ** round(torch.log10(torch.tensor((hi - lo) / 100.0)).item())
+    step = 10.0 ** round(math.log10((hi - lo) / 100.0))
     return step if lo == 0 or lo >= step else None
 
 
@@ -381,7 +385,7 @@ def build_app(
                                   elem_id="result")  # fmt: skip
                 status = gr.HTML(_progress_html(None, "Add a content photo and a style, then "
                                                 "press Stylize."), elem_id="status")  # fmt: skip
-                download = gr.File(label="Download PNG", interactive=False, height=90,
+                download = gr.File(label="Download PNG", interactive=False,
                                    elem_id="download")  # fmt: skip
                 history = gr.State([])
                 gallery = gr.Gallery(label="This session's results", columns=4, height="auto",
@@ -449,6 +453,8 @@ def build_app(
             try:
                 yield from _stream(job, chosen, done, out_dir, counter)
             finally:  # Stop, a closed page or an error: the worker must not run on unseen.
+                # No join here: Gradio closes an abandoned generator on its event loop, which a
+                # wait would freeze; the worker ends at its next step.
                 job.stop.set()
                 sessions.remove(session, job)
 
@@ -519,13 +525,13 @@ def _open_upload(path: str | None, what: str, limits: Limits) -> Picture | None:
             w, h = img.size
     except PILImage.DecompressionBombError:
         raise gr.Error(f"The {what} is far too large; this demo accepts at most "
-                       f"{limits.max_pixels / 1e6:.1f} megapixels.") from None  # fmt: skip
+                       f"{limits.max_pixels / 1e6:.2g} megapixels.") from None  # fmt: skip
     except (OSError, ValueError, SyntaxError):
         raise gr.Error(f"The {what} could not be read as an image.") from None
     if w * h > limits.max_pixels:
         raise gr.Error(
-            f"The {what} is {w}×{h} pixels ({w * h / 1e6:.1f} megapixels); this demo accepts at "
-            f"most {limits.max_pixels / 1e6:.1f} megapixels per image. Please downscale it and "
+            f"The {what} is {w}×{h} pixels ({w * h / 1e6:.2g} megapixels); this demo accepts at "
+            f"most {limits.max_pixels / 1e6:.2g} megapixels per image. Please downscale it and "
             "upload it again."
         )
     try:
@@ -595,12 +601,19 @@ def _stream(
             raise gr.Error("The job ended without a result; details are in the server log.")
         if events:
             note = "stopping…" if job.stop.is_set() else ""
-            image = _pil(preview) if new_preview and preview is not None else skip
+            image = to_pil(preview) if new_preview and preview is not None else skip
             yield image, _progress_html(last, note), skip, skip, skip
 
 
-def _pil(picture: Picture) -> PILImage.Image:
-    return to_pil(picture)
+def _prune(folder: Path, max_age: float = 3600.0) -> None:
+    """Delete results older than `max_age` seconds: Gradio has served its own copy by then."""
+    cutoff = time.time() - max_age
+    for old in folder.glob("stylized-*.png"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:  # another session pruned it first
+            pass
 
 
 def _finish(
@@ -615,10 +628,12 @@ def _finish(
     if picture is None:
         raise gr.Error("The method returned no image.")
     n = next(counter)
+    _prune(out_dir)
     path = save_image(picture, out_dir / f"stylized-{os.getpid()}-{n}.png", overwrite=True)
     w, h = picture.size
-    caption = f"#{len(done) + 1} {method} {w}×{h}" + ("" if why == "done" else f" ({why})")
-    done = [(str(path), caption), *done]
+    caption = f"{method} {w}×{h} · {time.strftime('%H:%M:%S')}"
+    caption += "" if why == "done" else f" ({why})"
+    done = [(str(path), caption), *done][:GALLERY_SIZE]
     note = "Done." if why == "done" else why.capitalize() + "."
     status = _progress_html(last, note) if last else _progress_html(None, note)
     return str(path), status, str(path), done, done
