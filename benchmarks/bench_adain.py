@@ -59,7 +59,8 @@ def conv_throughput(device: torch.device, channels_last: bool) -> float:
     conv = nn.Conv2d(256, 256, 3, padding=1).to(device)
     x = torch.randn(1, 256, 128, 128, device=device)
     if channels_last:
-        conv, x = conv.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+        fmt = torch.channels_last
+        conv, x = conv.to(memory_format=fmt), x.to(memory_format=fmt)
     flops = 2 * 128 * 128 * 256 * 256 * 9
     with torch.no_grad():
         for _ in range(2):
@@ -92,8 +93,9 @@ def bench_inference(device: torch.device, sizes: list[int], repeat: int, width: 
         gflops = conv_throughput(device, channels_last)
         for size in sizes:
             x = torch.rand(1, 3, size, size, device=device).contiguous(memory_format=fmt)
-            macs = conv_macs(enc, lambda: enc(x, [CONTENT_TAP])) + conv_macs(
-                dec, lambda: dec(torch.zeros(1, 512, size // 8, size // 8, device=device))
+            z = torch.zeros(1, 512, size // 8, size // 8, device=device)
+            macs = conv_macs(enc, lambda e=enc, x=x: e(x, [CONTENT_TAP])) + conv_macs(
+                dec, lambda d=dec, z=z: d(z)
             )
             with torch.no_grad():
                 stylize(enc, dec, x, moments)
@@ -134,7 +136,11 @@ def bench_training(device: torch.device, steps: int, batch: int, crop: int) -> N
             s_taps = enc(style, STYLE_TAPS)
             s_stats = {t: calc_mean_std(s_taps[t]) for t in STYLE_TAPS}
 
-        def step() -> None:
+        def step(
+            enc: nn.Module = enc, dec: nn.Module = dec, opt: torch.optim.Optimizer = opt,
+            cached: bool = cached, fmt: torch.memory_format = fmt,
+            c_feat: torch.Tensor = c_feat, s_stats: dict = s_stats,
+        ) -> None:  # fmt: skip
             if cached:
                 feat, stats = c_feat, s_stats
             else:

@@ -1,10 +1,11 @@
 """nst-plugin: neural style transfer as a workflow node that image-processing hosts drop in.
 
-A host needs three calls::
+A host needs three calls (and two to load images)::
 
     import nst_plugin as nst
     task = nst.create_task("nst.style_transfer", method="adain", alpha=0.8)
-    result = task.run({"content": nst.load_image("photo.jpg"), "styles": [nst.load_image("art.jpg")]})
+    photo, art = nst.load_image("photo.jpg"), nst.load_image("art.jpg")
+    result = task.run({"content": photo, "styles": [art]})
 
 `result["image"]` is an `nst.Picture`; `nst.save_image`, `nst.to_pil`, `nst.to_numpy` and
 `nst.to_bhwc` convert it for the host. Names are imported lazily, so `import nst_plugin` is cheap.

@@ -112,12 +112,12 @@ def _add_stylize(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_stylize(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
     from .api import create_task
     from .engine.errors import InputError
     from .images import load_image, save_image
+    from .task import resolve_device
 
     params = {k[6:]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
     out = Path(args.out)
@@ -153,10 +153,8 @@ def _run_stylize(args: argparse.Namespace) -> int:
     save_image(result["image"], out, overwrite=args.overwrite)
     if not args.quiet:
         w, h = result["image"].size
-        print(
-            f"wrote {out} ({w}x{h}, method {task.params['method']}, "
-            f"device {'cuda' if torch.cuda.is_available() and task.params['device'] != 'cpu' else 'cpu'})"
-        )
+        device = resolve_device(task.params["device"])
+        print(f"wrote {out} ({w}x{h}, method {task.params['method']}, device {device})")
     return 0
 
 

@@ -70,7 +70,8 @@ def third_party_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         from nst_plugin.engine.progress import Progress
 
         def run(request, on_progress, should_stop):
-            out = 1.0 - request.content if request.params["invert_strength"] > 0 else request.content
+            strength = request.params["invert_strength"]
+            out = 1.0 - request.content if strength > 0 else request.content
             if on_progress:
                 on_progress(Progress(step=1, total=1, size=tuple(request.content.shape[-1:-3:-1])))
             return out

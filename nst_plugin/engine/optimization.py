@@ -17,11 +17,15 @@ Where the time goes, and what is done about it (benchmarks/bench_optimization.py
 * On the CPU that copy and its input are channels-last, which oneDNN convolves faster than NCHW
   (measured ~15% per iteration at 192-384 px); the Gram matrix reads channels-last features in
   place as (H·W, C) instead of copying them to (C, H·W).
-* L-BFGS takes one function evaluation per `step` call (`max_iter=1`), so an iteration here is
-  exactly one forward and backward pass, like pastiche's, and progress and cancellation are
-  checked between every two of them at no extra cost; its history persists across calls.
-* Loss values are turned into Python floats only when someone listens for progress, so a run
-  without a callback never waits for the device mid-run.
+* L-BFGS (with a strong-Wolfe line search, which keeps it stable where the quartic Gram loss
+  punishes overshooting) runs a whole scale in one `step` call; the objective counts evaluations,
+  reports progress and polls for cancellation itself. One step here is exactly one forward and
+  backward pass, like pastiche's, and no evaluation is repeated, as it would be by restarting a
+  line-searching L-BFGS every step. The variable it moves is scaled so its first trial step is a
+  sensible size (see `_lbfgs_unit`) and the loss divided by its starting value, so neither
+  evaluations nor float32 range are wasted.
+* Adam's loss values are read back from the device only when someone listens for progress, so
+  such a run without a callback never waits for the device mid-run.
 """
 
 from __future__ import annotations
@@ -53,8 +57,8 @@ POOLINGS = ("max", "avg")
 AUTO_MIN_SIDE = 256
 # How many past steps L-BFGS remembers (torch's default, and neural-style's).
 LBFGS_HISTORY = 100
-# The optimizer's pixel units: 0..255 (see stylize).
-PIXEL_SCALE = 255.0
+# Mean pixel change (0..1 scale) of L-BFGS's first trial step; see `_lbfgs_unit`.
+FIRST_STEP = 8 / 255
 
 
 def _choice(name: str, value: object, allowed: Sequence[str]) -> None:
@@ -85,7 +89,8 @@ class OptimizationOptions:
         choice: more texture, needs more steps) or a given "image" (`init_image` of `stylize`).
     optimizer: "lbfgs" (the paper's; best quality per step) or "adam" (steady, lower memory, with
         learning rate `lr` in 0..1 pixel units).
-    iterations: optimizer steps at each scale; one step is one forward and backward pass.
+    iterations: forward and backward passes at each scale (an L-BFGS iteration takes one, now and
+        then a few more when its line search has to step back).
     seed: seeds the noise start, the only randomness; equal seeds give equal images on the CPU.
     style_scale: each style image's longer side as a multiple of the output's longer side at the
         working scale. Below 1 the brush strokes come out larger, above 1 finer.
@@ -393,11 +398,33 @@ def _initial_image(
     return _resize(init_image.to(content.device), tuple(content.shape[-2:])).clone()
 
 
+class _BudgetSpent(Exception):
+    """Raised by the objective when a scale's evaluations are used up, even mid line search."""
+
+
 def _make_optimizer(u: torch.Tensor, options: OptimizationOptions) -> torch.optim.Optimizer:
     if options.optimizer == "lbfgs":
-        return torch.optim.LBFGS([u], lr=1.0, max_iter=1, history_size=LBFGS_HISTORY)
-    # lr is given in 0..1 pixel units; u is in 0..255.
-    return torch.optim.Adam([u], lr=options.lr * PIXEL_SCALE)
+        # One step() call runs the whole budget; the objective counts evaluations and stops it.
+        return torch.optim.LBFGS(
+            [u],
+            lr=1.0,
+            max_iter=options.iterations,
+            max_eval=2 * options.iterations,
+            history_size=LBFGS_HISTORY,
+            line_search_fn="strong_wolfe",
+        )
+    return torch.optim.Adam([u], lr=options.lr)
+
+
+def _lbfgs_unit(image: torch.Tensor) -> float:
+    """The scale k of the variable u = k·x that L-BFGS moves, x being the 0..1 image.
+
+    torch's L-BFGS makes its first trial step -g/|g|₁, of L1 length one in u whatever the problem,
+    so in 0..1 units it would move a 512 px image's pixels by about 1e-6 each and spend several
+    evaluations of the line search growing it. With k = 1/(FIRST_STEP·n) the first trial moves
+    pixels by FIRST_STEP on average at every size; after that L-BFGS is indifferent to k.
+    """
+    return 1.0 / (FIRST_STEP * image.numel())
 
 
 def stylize(
@@ -495,17 +522,28 @@ def stylize(
         nonlocal step
         content_k = _resize(content, size)
         targets = _targets(enc, feed, content_k, styles, weights, masks, options)
-        # The optimizer works on u = 255·x, the pixel scale of Caffe-era implementations: L-BFGS's
-        # unscaled first step (L1 length one in u) is then gentle enough that the curvature it
-        # measures does not send the second step into overflow, as it can in 0..1 units.
-        u = (image.detach() * PIXEL_SCALE).contiguous().requires_grad_(True)
+        unit = _lbfgs_unit(image) if lbfgs else 1.0
+        u = (image.detach() * unit).contiguous().requires_grad_(True)
         optimizer = _make_optimizer(u, options)
-        last_finite, evaluated = u.detach().clone(), torch.empty_like(u)
-        terms: dict[str, torch.Tensor] = {}
+        best_u, best_loss, worst = u.detach().clone(), math.inf, 1.0
+        norm: float | None = None
+        evaluations = 0
+
+        def current() -> torch.Tensor:
+            # L-BFGS may be cut off mid line search, at a trial point: keep its best point.
+            return (best_u if lbfgs else u.detach()) / unit
 
         def closure() -> torch.Tensor:
+            nonlocal evaluations, step
+            if evaluations >= options.iterations:
+                raise _BudgetSpent
+            if should_stop is not None and should_stop():
+                partial = _resize(finish(current(), content_k), (out_h, out_w))
+                raise Cancelled(
+                    f"style transfer cancelled at step {step} of {total_steps}", partial=partial
+                )
             u.grad = None
-            x = u / PIXEL_SCALE
+            x = u / unit
             feats = enc(feed(x), taps)
             c = options.content_weight * content_loss(feats, targets.content)
             s = options.style_weight * sum(
@@ -514,36 +552,18 @@ def stylize(
             )
             tv = options.tv_weight * tv_loss(x)
             total = c + s + tv
-            total.backward()
-            terms.update(content=c, style=s, tv=tv, total=total)
-            return total
-
-        for _ in range(options.iterations):
-            if should_stop is not None and should_stop():
-                partial = _resize(finish(u / PIXEL_SCALE, content_k), (out_h, out_w))
-                raise Cancelled(
-                    f"style transfer cancelled at step {step} of {total_steps}", partial=partial
-                )
-            if lbfgs:
-                evaluated.copy_(u.detach())
-            optimizer.step(closure)
-            if lbfgs:
-                if math.isfinite(float(terms["total"].detach())):
-                    last_finite, evaluated = evaluated, last_finite
-                else:
-                    # Without a line search a rare step overshoots into inf; go back to the last
-                    # finite point and forget the curvature history that led astray.
-                    with torch.no_grad():
-                        u.copy_(last_finite)
-                    optimizer = _make_optimizer(u, options)
-            else:
-                with torch.no_grad():
-                    u.clamp_(0.0, PIXEL_SCALE)
+            evaluations += 1
             step += 1
+            if lbfgs:
+                objective = lbfgs_objective(total)
+            else:
+                total.backward()
+                objective = total
             if on_progress is not None:
                 preview = None
                 if preview_every and (step % preview_every == 0 or step == total_steps):
-                    preview = finish(u / PIXEL_SCALE, content_k)[0].cpu()
+                    preview = finish(x, content_k)[0].cpu()
+                terms = {"content": c, "style": s, "tv": tv, "total": total}
                 on_progress(
                     Progress(
                         step=step,
@@ -556,7 +576,42 @@ def stylize(
                         preview=preview,
                     )
                 )
-        return (u.detach() / PIXEL_SCALE).clamp(0.0, 1.0)
+            return objective
+
+        def lbfgs_objective(total: torch.Tensor) -> torch.Tensor:
+            """Backpropagate total/f₀ (f₀: this scale's first loss) and keep the best point.
+
+            The raw losses of Caffe-scale features run to 1e10 and their gradients further, so
+            the line search's float32 products (g·d, squared in its cubic fit) would overflow;
+            divided by f₀ they start at 1, and L-BFGS does not care about the scale otherwise.
+            """
+            nonlocal norm, best_loss, worst
+            value = float(total.detach())  # L-BFGS reads it anyway: no extra device sync
+            if not math.isfinite(value):
+                # A trial step overshot until the features overflowed. NaN fails every
+                # comparison and inf turns the cubic fit into NaN, both sending the search
+                # further out; a finite "much worse" value with a zero gradient makes it step
+                # back, and the run goes on.
+                u.grad = torch.zeros_like(u)
+                return total.new_tensor(10.0 * worst)
+            if norm is None:
+                norm = 1.0 / value if value > 0 else 1.0
+            (total * norm).backward()
+            worst = max(worst, value * norm)
+            if value < best_loss:
+                best_loss = value
+                best_u.copy_(u.detach())
+            return total.detach() * norm
+
+        try:
+            while evaluations < options.iterations:
+                optimizer.step(closure)
+                if not lbfgs:
+                    with torch.no_grad():
+                        u.clamp_(0.0, 1.0)
+        except _BudgetSpent:
+            pass
+        return current().clamp(0.0, 1.0)
 
     image = _initial_image(_resize(content, sizes[0]), init_image, options)
     for scale, size in enumerate(sizes):

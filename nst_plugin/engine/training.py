@@ -138,7 +138,7 @@ class AdaINTrainer:
 
     # -- data ---------------------------------------------------------------------------------
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Feature crops, matching pixel crops and style indices; a pure function of (seed, step)."""
+        """Feature crops, matching pixel crops and style indices: a function of (seed, step)."""
         s = self.settings
         gen = torch.Generator().manual_seed(s.seed * 1_000_003 + step)
         cells = s.crop // 8
@@ -213,7 +213,7 @@ class AdaINTrainer:
         on_step: Callable[[dict[str, float]], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> None:
-        """Train until `steps` in total; `should_stop` ends early (time limit, Ctrl-C handled above)."""
+        """Train until `steps` in total; `should_stop` ends early (e.g. at a time limit)."""
         while self.state.step < steps:
             if should_stop is not None and should_stop():
                 raise Cancelled("training stopped")
