@@ -98,7 +98,11 @@ def _per_step(elapsed: list[float]) -> float:
 
 
 def run_ours(content, style, options: OptimizationOptions) -> tuple[float, float, float]:
-    """(seconds per step, final total loss, seconds to the end) for one single-scale run."""
+    """(seconds per step, best total loss, seconds to the end) for one single-scale run.
+
+    The best, not the last: L-BFGS's last evaluation may be a line-search trial, and the image
+    stylize returns is its best point.
+    """
     elapsed: list[float] = []
     losses: list[float] = []
 
@@ -107,7 +111,7 @@ def run_ours(content, style, options: OptimizationOptions) -> tuple[float, float
         losses.append(p.losses["total"])
 
     stylize(load_encoder(), content, [style], options=options, on_progress=record)
-    return _per_step(elapsed), losses[-1], elapsed[-1]
+    return _per_step(elapsed), min(losses), elapsed[-1]
 
 
 def run_ours_to_loss(content, style, options: OptimizationOptions, target: float):

@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nst_plugin.engine import optimization
 from nst_plugin.engine.color import rgb_to_yiq
-from nst_plugin.engine.encoders import load_encoder, random_vgg
+from nst_plugin.engine.encoders import load_encoder
 from nst_plugin.engine.errors import Cancelled, InputError
 from nst_plugin.engine.losses import gram_matrix
 from nst_plugin.engine.optimization import (
@@ -66,30 +67,40 @@ def _run(vgg, **kw):
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_loss_falls_and_texture_moves_toward_the_style(vgg, optimizer: str) -> None:
-    content, style = _content(), _style()
-    options = OptimizationOptions(optimizer=optimizer, iterations=12, scales=(), lr=0.03)
+    content, style = _content(48, 48), _style(48, 48)
+    options = OptimizationOptions(optimizer=optimizer, iterations=10, scales=(), lr=0.05)
     out, records = _run(vgg, content=content, styles=[style], options=options)
     assert out.shape == content.shape and out.dtype == torch.float32
     assert 0 <= out.min() and out.max() <= 1
     totals = [r.losses["total"] for r in records]
-    assert len(totals) == 12
-    assert totals[-1] < 0.7 * totals[0]
-    assert set(records[0].losses) == {"content", "style", "tv", "total"}
-    assert _style_distance(vgg, out, style) < 0.8 * _style_distance(vgg, content, style)
+    assert len(totals) == 10
+    # L-BFGS's line search may end on a trial point; the image returned is its best one.
+    assert min(totals) < 0.5 * totals[0]
+    assert _style_distance(vgg, out, style) < 0.6 * _style_distance(vgg, content, style)
+
+
+def test_lbfgs_recovers_from_an_overflowing_trial_step(vgg, monkeypatch) -> None:
+    # A first trial step moving every pixel by a full unit overflows the Gram loss; the line
+    # search must be steered back rather than lost in NaN.
+    monkeypatch.setattr(optimization, "FIRST_STEP", 1.0)
+    content, style = _content(48, 48), _style(48, 48)
+    out, records = _run(vgg, content=content, styles=[style])
+    assert torch.isfinite(out).all()
+    assert records[-1].losses["total"] < 0.9 * records[0].losses["total"]
 
 
 def test_multi_scale_reports_each_size_and_returns_the_output_size(vgg) -> None:
     content = _content(48, 64)
-    options = OptimizationOptions(iterations=3, scales=(32,))
+    options = OptimizationOptions(iterations=2, scales=(32,))
     out, records = _run(vgg, content=content, options=options, preview_every=2)
     assert out.shape == (1, 3, 48, 64)
-    assert [r.step for r in records] == [1, 2, 3, 4, 5, 6]
-    assert {r.total for r in records} == {6}
-    assert [r.size for r in records] == [(32, 24)] * 3 + [(64, 48)] * 3
-    assert [r.scale for r in records] == [0, 0, 0, 1, 1, 1] and records[0].scales == 2
+    assert [r.step for r in records] == [1, 2, 3, 4]
+    assert {r.total for r in records} == {4}
+    assert [r.size for r in records] == [(32, 24)] * 2 + [(64, 48)] * 2
+    assert [r.scale for r in records] == [0, 0, 1, 1] and records[0].scales == 2
     previews = {r.step: r.preview for r in records if r.preview is not None}
-    assert sorted(previews) == [2, 4, 6]
-    assert previews[2].shape == (3, 24, 32) and previews[6].shape == (3, 48, 64)
+    assert sorted(previews) == [2, 4]
+    assert previews[2].shape == (3, 24, 32) and previews[4].shape == (3, 48, 64)
     assert records[-1].elapsed >= records[0].elapsed > 0
 
 
@@ -99,7 +110,7 @@ def test_cancel_raises_with_a_partial_image_at_the_output_size(vgg) -> None:
     def stop() -> bool:
         nonlocal calls
         calls += 1
-        return calls > 2  # two steps run, then stop during the coarse pass
+        return calls > 2  # two evaluations run, then stop during the coarse pass
 
     options = OptimizationOptions(iterations=3, scales=(32,))
     with pytest.raises(Cancelled) as info:
@@ -110,7 +121,7 @@ def test_cancel_raises_with_a_partial_image_at_the_output_size(vgg) -> None:
 
 
 def test_same_seed_same_image_on_cpu(vgg) -> None:
-    options = OptimizationOptions(init="noise", iterations=3, scales=(), seed=7)
+    options = OptimizationOptions(init="noise", iterations=2, scales=(), seed=7)
     a = stylize(vgg, _content(32, 32), [_style(32, 32)], options=options)
     b = stylize(vgg, _content(32, 32), [_style(32, 32)], options=options)
     c = stylize(vgg, _content(32, 32), [_style(32, 32)], options=options.replace(seed=8))
@@ -119,13 +130,20 @@ def test_same_seed_same_image_on_cpu(vgg) -> None:
 
 
 def test_luminance_mode_keeps_the_content_chroma(vgg) -> None:
-    content = _content()
-    options = OptimizationOptions(iterations=4, scales=(), preserve_color="luminance")
-    out, _ = _run(vgg, content=content, options=options)
+    content = _content(32, 32)
+    options = OptimizationOptions(
+        optimizer="adam", lr=0.05, iterations=2, scales=(), preserve_color="luminance"
+    )
+    out, _ = _run(vgg, content=content, styles=[_style(32, 32)], options=options)
     iq_out, iq_content = rgb_to_yiq(out)[:, 1:], rgb_to_yiq(content)[:, 1:]
     # Equal except where clipping into the RGB cube trims chroma.
     assert (iq_out - iq_content).abs().mean() < 0.01
-    plain, _ = _run(vgg, content=content, options=options.replace(preserve_color="none"))
+    plain, _ = _run(
+        vgg,
+        content=content,
+        styles=[_style(32, 32)],
+        options=options.replace(preserve_color="none"),
+    )
     assert (rgb_to_yiq(plain)[:, 1:] - iq_content).abs().mean() > (iq_out - iq_content).abs().mean()
 
 
@@ -143,8 +161,8 @@ def test_match_mode_and_masks_and_image_init_run(vgg) -> None:
     assert all(torch.isfinite(torch.tensor(r.losses["total"])) for r in records)
 
 
-def test_the_callers_encoder_is_left_as_it_was() -> None:
-    enc = random_vgg()
+def test_the_callers_encoder_is_left_as_it_was(vgg) -> None:
+    enc = vgg
     weight = enc.layers[0].weight
     stylize(enc, _content(32, 32), [_style(32, 32)], options=OptimizationOptions(iterations=1))
     assert enc.layers[0].weight is weight and weight.is_contiguous()
@@ -188,10 +206,10 @@ def test_bad_options_name_the_parameter(change: dict, match: str) -> None:
         OptimizationOptions(**change)
 
 
-def test_unknown_layer_is_named() -> None:
+def test_unknown_layer_is_named(vgg) -> None:
     options = OptimizationOptions(style_layers=("relu1_1", "relu9_9"), iterations=1)
     with pytest.raises(InputError, match="style_layers: unknown layer.*relu9_9"):
-        stylize(random_vgg(), _content(32, 32), [_style(32, 32)], options=options)
+        stylize(vgg, _content(32, 32), [_style(32, 32)], options=options)
 
 
 @pytest.mark.parametrize(
@@ -211,14 +229,14 @@ def test_unknown_layer_is_named() -> None:
         ({"preview_every": -1}, "preview_every"),
     ],
 )
-def test_bad_inputs_raise_input_error(kwargs: dict, match: str) -> None:
+def test_bad_inputs_raise_input_error(vgg, kwargs: dict, match: str) -> None:
     styles = [_style(32, 32), _style(32, 32)]
     with pytest.raises(InputError, match=match):
-        stylize(random_vgg(), _content(32, 32), styles, **kwargs)
+        stylize(vgg, _content(32, 32), styles, **kwargs)
 
 
-def test_bad_images_raise_input_error() -> None:
-    enc = random_vgg()
+def test_bad_images_raise_input_error(vgg) -> None:
+    enc = vgg
     with pytest.raises(InputError, match="content must be one RGB image"):
         stylize(enc, torch.rand(3, 32, 32), [_style(32, 32)])
     with pytest.raises(InputError, match=r"styles\[0\]"):

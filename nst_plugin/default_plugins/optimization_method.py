@@ -16,16 +16,16 @@ from .models import encoder_on
 _D = optimization.OptimizationOptions()
 
 PARAMS = (
-    Param("iterations", "int", _D.iterations, "optimizer steps at the final scale",
+    Param("iterations", "int", _D.iterations, "optimizer passes (forward + backward) at each scale",
           min=1, max=100_000),
     Param("optimizer", "choice", _D.optimizer, "L-BFGS converges in fewer steps; Adam is steadier",
           choices=("lbfgs", "adam")),
     Param("learning_rate", "float", _D.lr, "Adam step size (pixels on the 0..1 scale)",
           min=1e-6, max=10.0),
-    Param("content_weight", "float", _D.content_weight, "weight of the content loss (conv4_2)",
-          min=0.0),
+    Param("content_weight", "float", _D.content_weight,
+          "weight of the content loss (VGG-19 layer 4_2)", min=0.0),
     Param("style_weight", "float", _D.style_weight,
-          "weight of the Gram style loss (conv1_1..conv5_1), normalised across image sizes",
+          "weight of the Gram style loss (layers 1_1..5_1), normalised across image sizes",
           min=0.0),
     Param("tv_weight", "float", _D.tv_weight, "weight of total variation (smoothness)", min=0.0),
     Param("init", "choice", _D.init, "start from the content image or from noise",
