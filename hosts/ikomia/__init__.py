@@ -1,0 +1,22 @@
+"""Ikomia host: the style-transfer task as an Ikomia workflow task.
+
+`translate.py` maps the task's schema to Ikomia's string parameters and numpy images and back; it
+needs no Ikomia. `task.py` is the `CWorkflowTask` itself and imports `ikomia`, so its names are
+loaded on first use: `from hosts.ikomia import nst_style_transfer, register`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_TASK_NAMES = ("NAME", "StyleTransferError", "StyleTransferFactory", "StyleTransferParam",
+               "StyleTransferParamFactory", "StyleTransferTask", "nst_style_transfer",
+               "register")  # fmt: skip
+__all__ = list(_TASK_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TASK_NAMES:
+        return getattr(importlib.import_module("hosts.ikomia.task"), name)
+    raise AttributeError(f"module 'hosts.ikomia' has no attribute {name!r}")
