@@ -169,8 +169,12 @@ def _add_example(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="out", help="folder for the results")
     p.add_argument("--photo", default="astronaut", help="example photo")
     p.add_argument("--painting", default="swirls", help="example painting")
-    p.add_argument("--methods", default="adain,optimization", help="comma-separated methods")
-    p.add_argument("--size", type=int, default=512, help="longer side of the output")
+    p.add_argument("--methods", default="adain,optimization",
+                   help="comma-separated methods ('none': only write the example images)")
+    p.add_argument("--size", type=int, default=512, help="longer side of the AdaIN output")
+    p.add_argument("--opt-size", type=int, default=384,
+                   help="longer side of the optimization output (slow on a CPU: ~1 s a pass)")
+    p.add_argument("--opt-iterations", type=int, default=200, help="optimization passes")
     p.add_argument("--overwrite", action="store_true", help="replace existing results")
     p.set_defaults(func=_run_example)
 
@@ -183,15 +187,18 @@ def _run_example(args: argparse.Namespace) -> int:
     for name in (args.photo, args.painting):
         if name not in images:
             raise NSTError(f"unknown example image {name!r}; choose from {', '.join(images)}")
-    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+    methods = [m.strip() for m in args.methods.split(",") if m.strip() not in ("", "none")]
+    for method in methods:
         target = out / f"{args.photo}-{args.painting}-{method}.png"
         if target.exists() and not args.overwrite:
             print(f"kept {target} (exists; --overwrite to redo)")
             continue
+        sized = ["--size", str(args.size)]
+        if method == "optimization":
+            sized = ["--size", str(args.opt_size), "--iterations", str(args.opt_iterations)]
         _run_stylize(build_parser().parse_args([
             "stylize", str(images[args.photo]), str(images[args.painting]), "-o", str(target),
-            "--method", method, "--size", str(args.size),
-            *(["--overwrite"] if args.overwrite else []),
+            "--method", method, *sized, *(["--overwrite"] if args.overwrite else []),
         ]))  # fmt: skip
     return 0
 
