@@ -200,7 +200,23 @@ def _run_example(args: argparse.Namespace) -> int:
             "stylize", str(images[args.photo]), str(images[args.painting]), "-o", str(target),
             "--method", method, *sized, *(["--overwrite"] if args.overwrite else []),
         ]))  # fmt: skip
+    results = [out / f"{args.photo}-{args.painting}-{m}.png" for m in methods]
+    if results:
+        _write_sheet([images[args.photo], images[args.painting], *results],
+                     out / f"{args.photo}-{args.painting}-sheet.jpg")  # fmt: skip
     return 0
+
+
+def _write_sheet(files: list[Path], target: Path) -> None:
+    """Photo, painting and results side by side, through the same compare task pipelines use."""
+    from .api import create_task
+    from .images import load_image, save_image
+
+    sheet = create_task("image.compare", layout="row", height=384).run(
+        {"images": [load_image(f) for f in files]}
+    )["image"]
+    save_image(sheet, target, overwrite=True, quality=90)
+    print(f"wrote {target}")
 
 
 def _add_plugin(sub: argparse._SubParsersAction) -> None:
