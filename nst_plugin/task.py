@@ -54,6 +54,7 @@ class Task:
 
     def __init__(self, **params: Any) -> None:
         self.params = validate_params(self.schema(), params, method=self._method_of(params))
+        self._given = dict(params)
 
     @classmethod
     def schema(cls) -> list[Param]:
@@ -76,8 +77,9 @@ class Task:
 
     def update(self, **params: Any) -> None:
         """Change parameters; models stay loaded (they are cached per process, not per task)."""
-        merged = {**self.params, **params}
+        merged = {**self._given, **params}
         self.params = validate_params(self.schema(), merged, method=self._method_of(merged))
+        self._given = merged
 
     def check_inputs(self, inputs: Mapping[str, Any]) -> None:
         known = {p.name: p for p in self.inputs}

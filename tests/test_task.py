@@ -84,3 +84,18 @@ def test_optimization_through_task_cancels_with_partial(photo, art):
                  should_stop=lambda: len(steps) >= 2)  # fmt: skip
     assert info.value.partial is not None
     assert steps[-1].preview is not None
+
+
+def test_update_keeps_models_loaded(photo, art, random_decoder_file):
+    from nst_plugin.default_plugins import models
+
+    task = nst.create_task("nst.style_transfer", method="adain", size=0,
+                           decoder=str(random_decoder_file))  # fmt: skip
+    task.run({"content": photo, "styles": [art]})
+    misses = models._decoder_on.cache_info().misses
+    task.update(alpha=0.3)
+    task.run({"content": photo, "styles": [art]})
+    assert task.params["alpha"] == 0.3
+    assert models._decoder_on.cache_info().misses == misses
+    with pytest.raises(InputError, match="'alpha' must be within"):
+        task.update(alpha=2)
