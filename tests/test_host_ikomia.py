@@ -1,34 +1,26 @@
 """The Ikomia wrapper in real Ikomia workflows (ikomia 0.16.1, its own venv: `make ikomia-test`).
 
-Ikomia pins numpy 2.4 and brings mlflow, so it lives in `.venv-ikomia`; the main venv skips this
-module. `make test` runs it there with NST_REQUIRE_IKOMIA=1, which turns a missing Ikomia into a
-failure instead of a skip. The translation layer is tested in both venvs
+Ikomia pins numpy 2.4 and brings mlflow, so it lives in `.venv-ikomia`; the main venv does not
+collect this module (tests/conftest.py). `make test` runs it there with NST_REQUIRE_IKOMIA=1, so
+a missing Ikomia is an import failure, never a skip. The translation layer is tested in both venvs
 (`test_host_ikomia_translate.py`).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-
-from nst_plugin.engine.errors import InputError
-from nst_plugin.images import Picture, save_image
-from tests.conftest import make_image
-
-if os.environ.get("NST_REQUIRE_IKOMIA") == "1":
-    import ikomia  # noqa: F401  (must be there: fail, never skip)
-else:
-    pytest.importorskip("ikomia")
-
-from ikomia import core, dataprocess  # noqa: E402
+from ikomia import core, dataprocess  # noqa: E402  (collected only where Ikomia is: conftest)
 from ikomia.dataprocess.workflow import Workflow  # noqa: E402
 
 from hosts.ikomia import NAME, nst_style_transfer, register  # noqa: E402
+from nst_plugin.engine.errors import InputError
+from nst_plugin.images import Picture, save_image
+from tests.conftest import make_image
 
 TINY_OPT = {"method": "optimization", "size": 32, "iterations": 2, "scales": 1}
 
