@@ -87,6 +87,7 @@ def _add_stylize(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--mask", help="grey image: where to apply the style (two styles: 0 first, 1 second)"
     )
+    p.add_argument("--init-image", help="start image for --init image (optimization)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     group = p.add_argument_group("parameters (from the task schema)")
@@ -127,6 +128,8 @@ def _run_stylize(args: argparse.Namespace) -> int:
     inputs = {"content": load_image(args.content), "styles": [load_image(s) for s in args.styles]}
     if args.mask:
         inputs["mask"] = load_image(args.mask).rgb.mean(0)
+    if args.init_image:
+        inputs["init"] = load_image(args.init_image)
     bar = None
 
     def progress(record) -> None:  # noqa: ANN001

@@ -184,6 +184,8 @@ class StyleTransferTask(Task):
         Port("styles", "image", "one or more style images", multiple=True),
         Port("mask", "mask", "regions per style: (H, W) with one or two styles, or (S, H, W)",
              required=False),
+        Port("init", "image", "start image for methods that iterate (init='image')",
+             required=False),
     )  # fmt: skip
     outputs = (
         Port("image", "image", "the stylized image, at the output size, alpha restored"),
@@ -238,6 +240,7 @@ class StyleTransferTask(Task):
             params={k: v for k, v in p.items()},
             device=device,
             preview_every=p["preview_every"],
+            extras={} if inputs.get("init") is None else {"init_image": inputs["init"].rgb[None]},
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(p["seed"])

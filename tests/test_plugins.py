@@ -97,7 +97,7 @@ def test_manifest_round_trip_and_no_torch_needed_to_read():
     assert data == build_manifest()
     task = data["tasks"][0]
     assert task["id"] == "nst.style_transfer"
-    assert [p["name"] for p in task["inputs"]] == ["content", "styles", "mask"]
+    assert [p["name"] for p in task["inputs"]] == ["content", "styles", "mask", "init"]
     assert task["inputs"][1]["multiple"] is True
     params = {p["name"]: p for p in task["params"]}
     assert params["alpha"]["min"] == 0.0 and params["alpha"]["methods"] == ["adain"]

@@ -99,3 +99,14 @@ def test_update_keeps_models_loaded(photo, art, random_decoder_file):
     assert models._decoder_on.cache_info().misses == misses
     with pytest.raises(InputError, match="'alpha' must be within"):
         task.update(alpha=2)
+
+
+def test_optimization_starts_from_a_given_image(photo, art):
+    task = nst.create_task("nst.style_transfer", method="optimization", size=32, iterations=1,
+                           scales=1, init="image")  # fmt: skip
+    with pytest.raises(InputError, match="needs an image on the task's 'init' input"):
+        task.run({"content": photo, "styles": [art]})
+    start = Picture(torch.zeros(3, 24, 32))
+    out = task.run({"content": photo, "styles": [art], "init": start})["image"]
+    assert out.size == (32, 24)
+    assert out.rgb.mean() < 0.5 * photo.rgb.mean()  # one pass from black stays dark

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 
 from ..engine import optimization
+from ..engine.errors import InputError
 from ..engine.progress import ProgressCallback, StopCheck
 from ..hookspecs import hookimpl
 from ..methods import MethodSpec, StyleRequest
@@ -28,8 +29,9 @@ PARAMS = (
           "weight of the Gram style loss (layers 1_1..5_1), normalised across image sizes",
           min=0.0),
     Param("tv_weight", "float", _D.tv_weight, "weight of total variation (smoothness)", min=0.0),
-    Param("init", "choice", _D.init, "start from the content image or from noise",
-          choices=("content", "noise")),
+    Param("init", "choice", _D.init,
+          "start from the content image, from noise, or from the 'init' input image",
+          choices=("content", "noise", "image")),
     Param("scales", "int", 0,
           "coarse-to-fine scales, each twice the last (0: automatic from about 256 px)",
           min=0, max=6),
@@ -54,9 +56,19 @@ def run(request: StyleRequest, on_progress: ProgressCallback | None,
     encoder = encoder_on("vgg19", p["pooling"], str(request.device))
     return optimization.stylize(
         encoder, request.content, request.styles, style_weights=request.style_weights,
-        masks=request.masks, options=options, on_progress=on_progress,
+        masks=request.masks, options=options, init_image=_init_image(request),
+        on_progress=on_progress,
         should_stop=should_stop, preview_every=request.preview_every,
     )  # fmt: skip
+
+
+def _init_image(request: StyleRequest) -> torch.Tensor | None:
+    image = request.extras.get("init_image")
+    if request.params["init"] == "image" and image is None:
+        raise InputError("init='image' needs an image on the task's 'init' input")
+    if request.params["init"] != "image" and image is not None:
+        raise InputError("an 'init' image was given; set init='image' to start from it")
+    return None if image is None else image.to(request.device)
 
 
 def _scales(content: torch.Tensor, count: int) -> list[int] | None:
