@@ -47,6 +47,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--sample-every", type=int, default=500, help="sample grid every N steps (0: none)"
     )
     p.add_argument("--cache-dir", default=None, help="feature cache (default ~/.cache/nst-plugin)")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda", "mps"),
+        default="auto",
+        help="where to train (CUDA: bf16 autocast, pinned memory)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_train_adain)
@@ -66,7 +72,7 @@ def _run_train_adain(args: argparse.Namespace) -> int:
         resume=args.resume, overwrite=args.overwrite, time_limit_min=args.time_limit,
         checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes,
         sample_every=args.sample_every, cache_dir=args.cache_dir,
-        settings={k: getattr(args, k) for k in keys}, quiet=args.quiet,
+        settings={k: getattr(args, k) for k in keys}, device=args.device, quiet=args.quiet,
     )  # fmt: skip
     return 0
 
@@ -172,11 +178,18 @@ def _add_example(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="out", help="folder for the results")
     p.add_argument("--photo", default="astronaut", help="example photo")
     p.add_argument("--painting", default="swirls", help="example painting")
-    p.add_argument("--methods", default="adain,optimization",
-                   help="comma-separated methods ('none': only write the example images)")
+    p.add_argument(
+        "--methods",
+        default="adain,optimization",
+        help="comma-separated methods ('none': only write the example images)",
+    )
     p.add_argument("--size", type=int, default=512, help="longer side of the AdaIN output")
-    p.add_argument("--opt-size", type=int, default=384,
-                   help="longer side of the optimization output (slow on a CPU: ~1 s a pass)")
+    p.add_argument(
+        "--opt-size",
+        type=int,
+        default=384,
+        help="longer side of the optimization output (slow on a CPU: ~1 s a pass)",
+    )
     p.add_argument("--opt-iterations", type=int, default=200, help="optimization passes")
     p.add_argument("--overwrite", action="store_true", help="replace existing results")
     p.set_defaults(func=_run_example)

@@ -22,6 +22,7 @@ from .engine.encoders import load_encoder
 from .engine.errors import Cancelled, InputError
 from .engine.training import AdaINTrainer, TrainSettings, TrainState
 from .images import Picture, load_image, resize_to, save_image
+from .task import resolve_device
 from .training_data import build_train_data
 
 SAMPLE_COUNT = 4
@@ -42,6 +43,7 @@ def train_adain(
     sample_every: int = 500,
     cache_dir: str | None = None,
     settings: dict[str, Any] | None = None,
+    device: str = "cpu",
     quiet: bool = False,
 ) -> TrainState:
     """Run training to `steps` total steps; returns the final state (also saved in `out`)."""
@@ -95,6 +97,7 @@ def train_adain(
         state=state,
         adam_tensors=adam,
         scales=scales,
+        device=resolve_device(device),
     )
     if decoder is not None:
         trainer.decoder.requires_grad_(True)

@@ -93,15 +93,20 @@ class AdaINTrainer:
         state: TrainState | None = None,
         adam_tensors: dict[str, torch.Tensor] | None = None,
         scales: dict[str, torch.Tensor] | None = None,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.settings = settings
         self.data = data
         self.state = state or TrainState()
+        self.device = dev = torch.device(device)
+        # channels_last is the fast layout of oneDNN (CPU) and cuDNN; bf16 autocast on CUDA only.
         fmt = torch.channels_last
-        self.encoder = copy.deepcopy(encoder.truncated(CONTENT_TAP)).to(memory_format=fmt)
-        self.decoder = (decoder or make_decoder(settings.width)).to(memory_format=fmt)
+        self.encoder = copy.deepcopy(encoder.truncated(CONTENT_TAP)).to(dev, memory_format=fmt)
+        self.decoder = (decoder or make_decoder(settings.width)).to(dev, memory_format=fmt)
         self.decoder.train().requires_grad_(True)
-        self.scales = scales or loss_scales(data)
+        self.scales = {t: v.to(dev) for t, v in (scales or loss_scales(data)).items()}
+        self.style_mean = {t: v.float().to(dev) for t, v in data.style_mean.items()}
+        self.style_std = {t: v.float().to(dev) for t, v in data.style_std.items()}
         self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=settings.lr)
         if adam_tensors:
             self._load_adam(adam_tensors)
@@ -130,11 +135,10 @@ class AdaINTrainer:
     def _load_adam(self, tensors: dict[str, torch.Tensor]) -> None:
         for i, p in enumerate(self.decoder.parameters()):
             if f"adam.{i}.exp_avg" in tensors:
-                self.optimizer.state[p] = {
-                    "step": tensors[f"adam.{i}.step"].reshape(()).to(torch.float32),
-                    "exp_avg": tensors[f"adam.{i}.exp_avg"].clone().to(memory_format=_fmt(p)),
-                    "exp_avg_sq": tensors[f"adam.{i}.exp_avg_sq"].clone().to(memory_format=_fmt(p)),
-                }
+                moments = (tensors[f"adam.{i}.exp_avg"], tensors[f"adam.{i}.exp_avg_sq"])
+                avg, avg_sq = (t.to(p.device, memory_format=_fmt(p), copy=True) for t in moments)
+                step = tensors[f"adam.{i}.step"].reshape(()).to(torch.float32)
+                self.optimizer.state[p] = {"step": step, "exp_avg": avg, "exp_avg_sq": avg_sq}
 
     # -- data ---------------------------------------------------------------------------------
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -158,37 +162,51 @@ class AdaINTrainer:
         feat = torch.stack(feats).float().contiguous(memory_format=torch.channels_last)
         return feat, torch.stack(pixels).float() / 255.0, styles
 
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
+
+    def _clock(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
     def lr(self) -> float:
         return self.settings.lr / (1.0 + self.settings.lr_decay * self.state.step)
 
     # -- one update ---------------------------------------------------------------------------
     def step(self) -> dict[str, float]:
         s, t0 = self.settings, time.perf_counter()
-        feat, pixels, styles = self.batch(self.state.step)
+        feat, pixels, styles = (self._to_device(t) for t in self.batch(self.state.step))
         t1 = time.perf_counter()
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr()
+        cuda = self.device.type == "cuda"
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda)
         if self.state.step < s.recon_steps:
-            out = self.decoder(feat)
-            t2 = t3 = time.perf_counter()
-            loss = F.l1_loss(out, pixels)
+            with autocast:
+                out = self.decoder(feat)
+            t2 = t3 = self._clock()
+            loss = F.l1_loss(out.float(), pixels)
             losses = {"recon": loss.item()}
         else:
-            mean4 = self.data.style_mean[CONTENT_TAP][styles].view(len(styles), -1, 1, 1)
-            std4 = self.data.style_std[CONTENT_TAP][styles].view(len(styles), -1, 1, 1)
-            target = adain_from_stats(feat, mean4.float(), std4.float())
-            out = self.decoder(target)
-            t2 = time.perf_counter()
-            taps = self.encoder(out, STYLE_TAPS)
-            t3 = time.perf_counter()
+            mean4 = self.style_mean[CONTENT_TAP][styles].view(len(styles), -1, 1, 1)
+            std4 = self.style_std[CONTENT_TAP][styles].view(len(styles), -1, 1, 1)
+            target = adain_from_stats(feat, mean4, std4)
+            with autocast:
+                out = self.decoder(target)
+                t2 = self._clock()
+                taps = self.encoder(out, STYLE_TAPS)
+            t3 = self._clock()
             sc4 = self.scales[CONTENT_TAP]
-            content = F.mse_loss(taps[CONTENT_TAP] / sc4, target / sc4)
-            style = out.new_zeros(())
+            content = F.mse_loss(taps[CONTENT_TAP].float() / sc4, target / sc4)
+            style = target.new_zeros(())
             for tap in STYLE_TAPS:
                 sc = self.scales[tap]
-                m, sd = calc_mean_std(taps[tap])
-                tm = self.data.style_mean[tap][styles].float().view_as(m)
-                ts = self.data.style_std[tap][styles].float().view_as(sd)
+                m, sd = calc_mean_std(taps[tap].float())
+                tm = self.style_mean[tap][styles].view_as(m)
+                ts = self.style_std[tap][styles].view_as(sd)
                 style = style + F.mse_loss(m / sc, tm / sc) + F.mse_loss(sd / sc, ts / sc)
             loss = s.content_weight * content + s.style_weight * style
             losses = {"content": content.item(), "style": style.item()}
@@ -197,7 +215,7 @@ class AdaINTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        t4 = time.perf_counter()
+        t4 = self._clock()
         for key, dt in zip(self.timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             self.timings[key] += dt
         self.state.step += 1
@@ -225,7 +243,8 @@ class AdaINTrainer:
     def preview(self, feats: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         self.decoder.eval()
         try:
-            return self.decoder(adain_from_stats(feats, mean, std)).clamp(0, 1)
+            target = adain_from_stats(*(t.to(self.device) for t in (feats, mean, std)))
+            return self.decoder(target).clamp(0, 1).float().cpu()
         finally:
             self.decoder.train()
 
