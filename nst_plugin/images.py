@@ -8,7 +8,6 @@ HWC uint8, ComfyUI-style BHWC float) lives here, so no host converts pixels on i
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
+from .engine.atomic import atomic_path
 from .engine.errors import InputError
 
 # About 100 megapixels: far above any photo a user stylizes, far below a decompression bomb.
@@ -195,14 +195,8 @@ def save_image(
     fmt = PILImage.registered_extensions()[path.suffix.lower()]
     if fmt == "JPEG" and img.mode == "RGBA":
         img = img.convert("RGB")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         img.save(tmp, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
@@ -211,3 +205,4 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         raise InputError(f"not a folder: {folder}")
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+

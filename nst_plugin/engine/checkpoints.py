@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .adain import DECODER_VERSION, make_decoder
+from .atomic import atomic_path
 from .errors import WeightsError
 
 FORMAT = "nst-plugin/adain-decoder"
@@ -60,16 +60,8 @@ def save_checkpoint(
         "state": json.dumps(state, sort_keys=True),
         "sha256": digest,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return digest
 
 
@@ -113,3 +105,4 @@ def load_decoder(path: str | os.PathLike) -> tuple[torch.nn.Sequential, dict[str
         raise WeightsError(f"{path}: weights do not fit a {meta['width']} decoder: {exc}") from None
     decoder.requires_grad_(False).eval()
     return decoder, meta
+
