@@ -1,0 +1,70 @@
+"""`nst` as users type it: stylize, example, plugin manifest; errors as one line, exit 2."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from nst_plugin.cli import main
+from nst_plugin.images import Picture, save_image
+from tests.conftest import make_image
+
+
+@pytest.fixture
+def files(tmp_path):
+    content = save_image(Picture(make_image(48, 64, "photo")), tmp_path / "photo.png")
+    style = save_image(Picture(make_image(40, 40, "art")), tmp_path / "art.jpg")
+    return content, style
+
+
+def test_stylize_writes_and_refuses_to_overwrite(files, tmp_path, random_decoder_file, capsys):
+    content, style = files
+    out = tmp_path / "out.png"
+    args = ["stylize", str(content), str(style), "-o", str(out), "--method", "adain",
+            "--decoder", str(random_decoder_file), "--size", "32", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    assert Image.open(out).size == (32, 24)
+    before = out.read_bytes()
+    assert main(args) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == before
+
+
+def test_stylize_optimization_with_mask_and_two_styles(files, tmp_path):
+    content, style = files
+    mask = tmp_path / "mask.png"
+    half = Image.new("L", (64, 48), 0)
+    half.paste(255, (32, 0, 64, 48))  # left: first style, right: second
+    half.save(mask)
+    out = tmp_path / "opt.png"
+    code = main(["stylize", str(content), str(style), str(style), "-o", str(out), "--size", "32",
+                 "--iterations", "2", "--scales", "1", "--mask", str(mask), "--quiet"])  # fmt: skip
+    assert code == 0 and Image.open(out).size == (32, 24)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--alpha", "7", "--method", "adain"], "'alpha' must be within 0..1"),
+        (["--iterations", "2", "--method", "adain"], "applies to method optimization"),
+        (["--optimizer", "sgd"], "'optimizer' must be one of 'lbfgs', 'adam'"),
+    ],
+)
+def test_bad_options_are_one_clear_line(files, tmp_path, capsys, extra, message):
+    content, style = files
+    code = main(["stylize", str(content), str(style), "-o", str(tmp_path / "x.png"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_missing_content_file(tmp_path, capsys):
+    code = main(["stylize", str(tmp_path / "nope.jpg"), str(tmp_path / "a.jpg"), "-o",
+                 str(tmp_path / "o.png")])  # fmt: skip
+    assert code == 2 and "image file not found" in capsys.readouterr().err
+
+
+def test_example_images_only(tmp_path):
+    assert main(["example", "--out", str(tmp_path), "--methods", "none"]) == 0
+    names = sorted(p.name for p in (tmp_path / "images").iterdir())
+    assert names == ["astronaut.png", "coffee.png", "embers.png", "meadow.png", "swirls.png"]
