@@ -68,3 +68,18 @@ def test_example_images_only(tmp_path):
     assert main(["example", "--out", str(tmp_path), "--methods", "none"]) == 0
     names = sorted(p.name for p in (tmp_path / "images").iterdir())
     assert names == ["astronaut.png", "coffee.png", "embers.png", "meadow.png", "swirls.png"]
+
+
+def test_example_host_uses_only_the_public_api(files, tmp_path, random_decoder_file, capsys):
+    import runpy
+
+    host = runpy.run_path("examples/minimal_host.py")
+    content, style = files
+    out = tmp_path / "host.png"
+    code = host["main"]([str(content), str(style), str(out), "method=adain", "alpha=0.5",
+                         "size=32", f"decoder={random_decoder_file}"])  # fmt: skip
+    assert code == 0 and Image.open(out).size == (32, 24)
+    assert host["main"]([str(content), str(style), str(out), "method=adain", "alpha=2"]) == 2
+    assert "'alpha' must be within 0..1" in capsys.readouterr().err
+    host["main"]([])
+    assert "nst.style_transfer" in capsys.readouterr().out
