@@ -28,9 +28,7 @@ from typing import Any
 
 import torch
 
-from nst_plugin import api
-from nst_plugin.engine.errors import Cancelled, NSTError
-from nst_plugin.engine.progress import Progress
+from nst_plugin import Cancelled, NSTError, Progress, api
 from nst_plugin.images import Picture, from_bhwc, to_bhwc
 
 TASK_ID = "nst.style_transfer"

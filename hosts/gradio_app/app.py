@@ -34,9 +34,7 @@ import gradio as gr
 import torch
 from PIL import Image as PILImage
 
-from nst_plugin import api
-from nst_plugin.engine.errors import Cancelled, NSTError
-from nst_plugin.engine.progress import Progress
+from nst_plugin import Cancelled, NSTError, Progress, api
 from nst_plugin.examples import write_examples
 from nst_plugin.images import Picture, load_image, save_image, to_pil
 from nst_plugin.task import resolve_device

@@ -23,9 +23,7 @@ from typing import Any
 from ikomia import core, dataprocess
 
 from hosts.ikomia import translate
-from nst_plugin import api
-from nst_plugin.engine.errors import Cancelled, NSTError
-from nst_plugin.engine.progress import Progress
+from nst_plugin import Cancelled, NSTError, Progress, api
 
 NAME = "nst_style_transfer"
 

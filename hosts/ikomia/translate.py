@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nst_plugin import api
-from nst_plugin.engine.errors import InputError
+from nst_plugin import InputError, api
 from nst_plugin.images import Picture, from_numpy, load_image, to_numpy
 
 TASK_ID = "nst.style_transfer"

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from napari.layers import Image, Labels, Layer
 
-from nst_plugin.engine.errors import InputError
+from nst_plugin import InputError
 from nst_plugin.images import Picture, from_numpy, load_image, to_numpy
 
 

@@ -37,9 +37,7 @@ from napari.utils.notifications import show_error, show_info
 from superqt.utils import ensure_main_thread
 
 from hosts.napari._convert import layer_to_mask, layer_to_picture, result_layer_data, style_picture
-from nst_plugin import api
-from nst_plugin.engine.errors import Cancelled, NSTError
-from nst_plugin.engine.progress import Progress
+from nst_plugin import Cancelled, NSTError, Progress, api
 from nst_plugin.images import Picture
 
 TASK_ID = "nst.style_transfer"
