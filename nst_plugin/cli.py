@@ -13,12 +13,21 @@ from .engine.errors import NSTError
 EXIT_USAGE = 2
 
 
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Show a default only where there is one: a None default is explained in the help itself."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train models").add_subparsers(dest="model", required=True)
     p = train.add_parser(
         "adain",
         help="train or resume the AdaIN decoder",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsHelp,
     )
     p.add_argument("--content-dir", required=True, help="folder of photographs")
     p.add_argument("--style-dir", required=True, help="folder of artworks")
@@ -173,7 +182,7 @@ def _add_example(sub: argparse._SubParsersAction) -> None:
         help="stylize the embedded example photo (no files needed)",
         description="Write example images (a photo scikit-image ships, generated paintings) to "
         "OUT/images and stylize the photo with each method. Existing files are kept.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsHelp,
     )
     p.add_argument("--out", default="out", help="folder for the results")
     p.add_argument("--photo", default="astronaut", help="example photo")
@@ -286,7 +295,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         help="try style transfer in the browser (the Gradio demo app)",
         description="Serve the Gradio demo app. It binds to loopback (127.0.0.1) unless --host "
         "says otherwise; needs the demo extra: pip install 'nst-plugin[demo]'.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsHelp,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every network)")
     p.add_argument("--port", type=int, default=7860, help="port to listen on")
