@@ -101,6 +101,7 @@ def train_adain(
     )
     if decoder is not None:
         trainer.decoder.requires_grad_(True)
+    images_before = trainer.state.images_seen
 
     log_path = out_path.with_suffix(".log.jsonl")
     samples_dir = out_path.parent / f"{out_path.stem}-samples"
@@ -150,13 +151,14 @@ def train_adain(
         save()
         if bar is not None:
             bar.close()
-    if not quiet:
-        total = sum(trainer.timings.values()) or 1.0
-        shares = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in trainer.timings.items())
-        print(
-            f"saved {out_path} at step {trainer.state.step} ({trainer.state.images_seen} images); "
-            f"time: {shares}"
-        )
+    # one line even with --quiet: a background run's log keeps its throughput and where time went
+    total = sum(trainer.timings.values()) or 1.0
+    shares = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in trainer.timings.items())
+    run_images = trainer.state.images_seen - images_before
+    print(
+        f"saved {out_path} at step {trainer.state.step} ({trainer.state.images_seen} images); "
+        f"this run {run_images / total:.1f} images/s; time: {shares}"
+    )
     return trainer.state
 
 

@@ -54,6 +54,15 @@ def test_loss_falls_and_files_are_written(folders, tmp_path):
     assert meta["state"]["step"] == 30 and meta["settings"]["crop"] == 32
 
 
+def test_quiet_run_still_reports_throughput_and_time_shares(folders, tmp_path, capsys):
+    out = tmp_path / "q.safetensors"
+    with pytest.warns(UserWarning):
+        _train(folders, out, 3)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "at step 3 (6 images)" in line and "images/s" in line
+    assert all(part in line for part in ("data", "decoder", "encoder", "backward"))
+
+
 def test_resume_continues_identically(folders, tmp_path):
     straight, split = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     _train(folders, straight, 4)
