@@ -12,6 +12,8 @@ from PIL import Image
 
 from nst_plugin.cli import main
 from nst_plugin.engine.checkpoints import load_decoder, read_checkpoint
+from nst_plugin.engine.errors import InputError
+from nst_plugin.engine.training import content_loss
 from nst_plugin.train_adain import train_adain
 from tests.conftest import make_image
 
@@ -93,3 +95,20 @@ def test_refuses_to_overwrite_and_reports_bad_folders(folders, tmp_path, capsys)
     code = main(["train", "adain", "--content-dir", str(tmp_path / "nope"), "--style-dir",
                  str(style), "--out", str(tmp_path / "new.safetensors"), "--quiet"])  # fmt: skip
     assert code == 2 and "not a folder" in capsys.readouterr().err
+
+
+def test_content_loss_leaves_out_the_margin_cells():
+    target = torch.zeros(2, 4, 8, 8)
+    out = target.clone()
+    out[..., 0, :] = 5.0  # a difference only in the outermost row of cells
+    out[..., :, -1] = 5.0
+    assert content_loss(out, target, 1) == 0
+    assert content_loss(out, target, 0) > 0
+    out[..., 3, 3] = 1.0  # an interior difference always counts
+    assert content_loss(out, target, 1) == pytest.approx(1.0 / (6 * 6))  # one cell in 6x6
+    assert content_loss(out, target, 4) > 0  # nothing would be left: the whole map counts
+
+
+def test_negative_content_margin_is_refused(folders, tmp_path):
+    with pytest.warns(UserWarning), pytest.raises(InputError, match="content margin"):
+        _train(folders, tmp_path / "m.safetensors", 1, settings={"content_margin": -1})

@@ -61,6 +61,10 @@ class TrainSettings:
     recon_steps: int = 0
     width: str = "half"
     seed: int = 0
+    # relu4_1 cells left out of the content loss on each side: the target there was computed
+    # with the whole image around it, the output's features with zero padding, so matching them
+    # would teach the decoder to distort its borders
+    content_margin: int = 1
 
 
 @dataclass
@@ -78,6 +82,15 @@ def loss_scales(data: TrainData) -> dict[str, torch.Tensor]:
         s = data.style_mean[tap].float().mean(0)
         scales[tap] = s.clamp_min(0.1 * float(s.mean())).view(1, -1, 1, 1)
     return scales
+
+
+def content_loss(out: torch.Tensor, target: torch.Tensor, margin: int) -> torch.Tensor:
+    """MSE over the cells at least `margin` from every edge (all cells if none would be left)."""
+    h, w = out.shape[-2:]
+    if margin > 0 and min(h, w) > 2 * margin:
+        out = out[..., margin : h - margin, margin : w - margin]
+        target = target[..., margin : h - margin, margin : w - margin]
+    return F.mse_loss(out, target)
 
 
 class AdaINTrainer:
@@ -114,7 +127,9 @@ class AdaINTrainer:
         self._check_crop()
 
     def _check_crop(self) -> None:
-        c = self.settings.crop
+        c, margin = self.settings.crop, self.settings.content_margin
+        if margin < 0:
+            raise InputError(f"content margin must be 0 or more, got {margin}")
         if c % 8 or c < 32:
             raise InputError(f"crop must be a multiple of 8 and at least 32, got {c}")
         cells = c // 8
@@ -200,7 +215,7 @@ class AdaINTrainer:
                 taps = self.encoder(out, STYLE_TAPS)
             t3 = self._clock()
             sc4 = self.scales[CONTENT_TAP]
-            content = F.mse_loss(taps[CONTENT_TAP].float() / sc4, target / sc4)
+            content = content_loss(taps[CONTENT_TAP].float() / sc4, target / sc4, s.content_margin)
             style = target.new_zeros(())
             for tap in STYLE_TAPS:
                 sc = self.scales[tap]
