@@ -1,7 +1,7 @@
 """Folders of images -> the cached tensors AdaIN training reads (`engine.training.TrainData`).
 
 Each image's entry is stored under the cache folder keyed by a hash of its bytes, the encoder and
-the settings, so a second run (or the next session) loads in seconds instead of re-encoding, and
+the settings, so a second run (or a later resumed one) loads in seconds instead of re-encoding, and
 an interrupted first run keeps what it had computed.
 """
 
