@@ -124,9 +124,9 @@ class AdaINTrainer:
         if adam_tensors:
             self._load_adam(adam_tensors)
         self.timings = {"data": 0.0, "decoder": 0.0, "encoder": 0.0, "backward": 0.0}
-        self._check_crop()
+        self._check_settings()
 
-    def _check_crop(self) -> None:
+    def _check_settings(self) -> None:
         c, margin = self.settings.crop, self.settings.content_margin
         if margin < 0:
             raise InputError(f"content margin must be 0 or more, got {margin}")
