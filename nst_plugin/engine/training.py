@@ -65,6 +65,10 @@ class TrainSettings:
     # with the whole image around it, the output's features with zero padding, so matching them
     # would teach the decoder to distort its borders
     content_margin: int = 1
+    # weight of a relu3_1 term between the output and the content photo, each channel normalised
+    # to zero mean and unit spread: the relu4_1 content loss sees only 8 px cells, so fine
+    # structure is otherwise free to smear; normalising leaves colour and contrast to the style
+    structure_weight: float = 0.0
 
 
 @dataclass
@@ -82,6 +86,14 @@ def loss_scales(data: TrainData) -> dict[str, torch.Tensor]:
         s = data.style_mean[tap].float().mean(0)
         scales[tap] = s.clamp_min(0.1 * float(s.mean())).view(1, -1, 1, 1)
     return scales
+
+
+STRUCTURE_TAP = "relu3_1"
+
+
+def normalized(x: torch.Tensor) -> torch.Tensor:
+    mean, std = calc_mean_std(x)
+    return (x - mean) / std
 
 
 def content_loss(out: torch.Tensor, target: torch.Tensor, margin: int) -> torch.Tensor:
@@ -130,6 +142,10 @@ class AdaINTrainer:
         c, margin = self.settings.crop, self.settings.content_margin
         if margin < 0:
             raise InputError(f"content margin must be 0 or more, got {margin}")
+        if self.settings.structure_weight < 0:
+            raise InputError(
+                f"structure weight must be 0 or more, got {self.settings.structure_weight}"
+            )
         if c % 8 or c < 32:
             raise InputError(f"crop must be a multiple of 8 and at least 32, got {c}")
         cells = c // 8
@@ -225,6 +241,15 @@ class AdaINTrainer:
                 style = style + F.mse_loss(m / sc, tm / sc) + F.mse_loss(sd / sc, ts / sc)
             loss = s.content_weight * content + s.style_weight * style
             losses = {"content": content.item(), "style": style.item()}
+            if s.structure_weight > 0:
+                # the photo's crop gets the same zero padding as the output, so no margin here
+                with torch.no_grad(), autocast:
+                    photo = self.encoder(pixels, [STRUCTURE_TAP])[STRUCTURE_TAP]
+                structure = F.mse_loss(
+                    normalized(taps[STRUCTURE_TAP].float()), normalized(photo.float())
+                )
+                loss = loss + s.structure_weight * structure
+                losses["structure"] = structure.item()
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss became {float(loss)} at step {self.state.step}")
         self.optimizer.zero_grad(set_to_none=True)
