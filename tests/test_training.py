@@ -11,9 +11,10 @@ import torch
 from PIL import Image
 
 from nst_plugin.cli import main
+from nst_plugin.engine.adain import normalized
 from nst_plugin.engine.checkpoints import load_decoder, read_checkpoint
 from nst_plugin.engine.errors import InputError
-from nst_plugin.engine.training import content_loss, normalized
+from nst_plugin.engine.training import content_loss
 from nst_plugin.train_adain import train_adain
 from tests.conftest import make_image
 

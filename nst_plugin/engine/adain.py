@@ -31,12 +31,17 @@ def calc_mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, 
     return flat.mean(dim=2).view(b, c, 1, 1), var.sqrt().view(b, c, 1, 1)
 
 
+def normalized(feat: torch.Tensor) -> torch.Tensor:
+    """Each channel of each image to zero mean and unit spread: what is left is its pattern."""
+    mean, std = calc_mean_std(feat)
+    return (feat - mean) / std
+
+
 def adain_from_stats(
     content_feat: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor
 ) -> torch.Tensor:
     """AdaIN(x, y) = sigma(y) * (x - mu(x)) / sigma(x) + mu(y), with the style's moments given."""
-    c_mean, c_std = calc_mean_std(content_feat)
-    return (content_feat - c_mean) / c_std * style_std + style_mean
+    return normalized(content_feat) * style_std + style_mean
 
 
 def adaptive_instance_normalization(

@@ -22,7 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adain import CONTENT_TAP, STYLE_TAPS, adain_from_stats, calc_mean_std, make_decoder
+from .adain import (
+    CONTENT_TAP,
+    STYLE_TAPS,
+    adain_from_stats,
+    calc_mean_std,
+    make_decoder,
+    normalized,
+)
 from .encoders import VGGEncoder
 from .errors import Cancelled, InputError
 
@@ -91,11 +98,6 @@ def loss_scales(data: TrainData) -> dict[str, torch.Tensor]:
 STRUCTURE_TAP = "relu3_1"
 
 
-def normalized(x: torch.Tensor) -> torch.Tensor:
-    mean, std = calc_mean_std(x)
-    return (x - mean) / std
-
-
 def content_loss(out: torch.Tensor, target: torch.Tensor, margin: int) -> torch.Tensor:
     """MSE over the cells at least `margin` from every edge (all cells if none would be left)."""
     h, w = out.shape[-2:]
@@ -103,6 +105,11 @@ def content_loss(out: torch.Tensor, target: torch.Tensor, margin: int) -> torch.
         out = out[..., margin : h - margin, margin : w - margin]
         target = target[..., margin : h - margin, margin : w - margin]
     return F.mse_loss(out, target)
+
+
+def structure_loss(out: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+    """MSE of the channel-normalised maps: the photo's patterns, not its colour or contrast."""
+    return F.mse_loss(normalized(out), normalized(photo))
 
 
 class AdaINTrainer:
@@ -245,9 +252,7 @@ class AdaINTrainer:
                 # the photo's crop gets the same zero padding as the output, so no margin here
                 with torch.no_grad(), autocast:
                     photo = self.encoder(pixels, [STRUCTURE_TAP])[STRUCTURE_TAP]
-                structure = F.mse_loss(
-                    normalized(taps[STRUCTURE_TAP].float()), normalized(photo.float())
-                )
+                structure = structure_loss(taps[STRUCTURE_TAP].float(), photo.float())
                 loss = loss + s.structure_weight * structure
                 losses["structure"] = structure.item()
         if not math.isfinite(loss.item()):
