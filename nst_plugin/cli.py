@@ -61,12 +61,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="weight of the relu3_1 structure term (channel-normalised, against the photo) (0)",
     )
-    p.add_argument(
-        "--color-weight",
-        type=float,
-        default=None,
-        help="weight of the pixel colour term (RGB mean, spread, correlation vs the style) (0)",
-    )
     p.add_argument("--seed", type=int, default=None, help="random seed (0)")
     p.add_argument("--checkpoint-every", type=int, default=100, help="save every N steps")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0, help="and every M minutes")
@@ -93,8 +87,7 @@ def _run_train_adain(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     keys = ("batch_size", "crop", "lr", "lr_decay", "style_weight", "content_weight",
-            "recon_steps", "width", "seed", "content_margin", "structure_weight",
-            "color_weight")  # fmt: skip
+            "recon_steps", "width", "seed", "content_margin", "structure_weight")  # fmt: skip
     train_adain(
         content_dir=args.content_dir, style_dir=args.style_dir, out=args.out, steps=args.steps,
         resume=args.resume, overwrite=args.overwrite, time_limit_min=args.time_limit,

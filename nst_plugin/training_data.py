@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 
 from .engine.adain import CONTENT_TAP, STYLE_TAPS, calc_mean_std
-from .engine.color import palette_stats
 from .engine.encoders import VGGEncoder
 from .engine.errors import InputError
 from .engine.training import TrainData
@@ -124,8 +123,7 @@ def build_train_data(
         feat = enc(x, [CONTENT_TAP])[CONTENT_TAP][0].contiguous()
         return {"feat": feat.half(), "pixels": (rgb * 255 + 0.5).to(torch.uint8)}
 
-    def crops_of(path: Path) -> torch.Tensor | None:
-        """The same `style_crops` random squares of an artwork on every call (seeded by it)."""
+    def style_entry(path: Path) -> dict[str, torch.Tensor] | None:
         rgb = _resize_shorter(load_image(path).rgb, shorter_side, min_side)
         if rgb is None:
             return None
@@ -136,23 +134,13 @@ def build_train_data(
             y = int(torch.randint(rgb.shape[-2] - side + 1, (1,), generator=gen))
             x = int(torch.randint(rgb.shape[-1] - side + 1, (1,), generator=gen))
             crops.append(rgb[:, y : y + side, x : x + side])
-        return torch.stack(crops)
-
-    def style_entry(path: Path) -> dict[str, torch.Tensor] | None:
-        crops = crops_of(path)
-        if crops is None:
-            return None
-        taps = enc(crops.contiguous(memory_format=torch.channels_last), STYLE_TAPS)
+        taps = enc(torch.stack(crops).contiguous(memory_format=torch.channels_last), STYLE_TAPS)
         entry = {}
         for tap in STYLE_TAPS:
             m, s = calc_mean_std(taps[tap])
             entry[f"mean.{tap}"] = m.flatten(1)
             entry[f"std.{tap}"] = s.flatten(1)
         return entry
-
-    def palette_entry(path: Path) -> dict[str, torch.Tensor] | None:
-        crops = crops_of(path)
-        return None if crops is None else {"palette": palette_stats(crops)}
 
     content_files = list_images(content_dir)
     style_files = list_images(style_dir)
@@ -167,18 +155,10 @@ def build_train_data(
     styles = _cached(style_files, cache / "style", stag, style_entry, progress, "style moments")
     if not styles:
         raise InputError(f"no usable style images in {style_dir}")
-    # kept apart from the moments: it needs no encoder, and a cache without it stays usable
-    palettes = dict(
-        _cached(
-            [p for p, _ in styles], cache / "palette", stag, palette_entry, progress, "palettes"
-        )
-    )
-    styles = [(p, s) for p, s in styles if p in palettes]
     return TrainData(
         features=[c["feat"] for _, c in contents],
         pixels=[c["pixels"] for _, c in contents],
         style_mean={t: torch.cat([s[f"mean.{t}"] for _, s in styles]) for t in STYLE_TAPS},
         style_std={t: torch.cat([s[f"std.{t}"] for _, s in styles]) for t in STYLE_TAPS},
         style_rows=[str(p) for p, s in styles for _ in range(len(s[f"mean.{CONTENT_TAP}"]))],
-        style_palette=torch.cat([palettes[p]["palette"] for p, _ in styles]),
     )

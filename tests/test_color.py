@@ -5,13 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nst_plugin.engine.color import (
-    luminance_transfer,
-    match_color,
-    palette_stats,
-    rgb_to_yiq,
-    yiq_to_rgb,
-)
+from nst_plugin.engine.color import luminance_transfer, match_color, rgb_to_yiq, yiq_to_rgb
 from nst_plugin.engine.errors import InputError
 
 
@@ -93,29 +87,3 @@ def test_match_color_rejects_bad_shapes() -> None:
         match_color(torch.rand(1, 4, 5, 5), torch.rand(1, 3, 5, 5))
     with pytest.raises(InputError, match="batch"):
         match_color(torch.rand(2, 3, 5, 5), torch.rand(3, 3, 5, 5))
-
-
-def test_palette_stats_reads_means_spreads_and_correlations() -> None:
-    red = torch.linspace(0.1, 0.9, 64).view(1, 1, 8, 8)
-    image = torch.cat([red, 0.5 * red + 0.2, 1.0 - red], dim=1)  # green follows red, blue opposes
-    stats = palette_stats(image)[0]
-    assert stats[:3].tolist() == pytest.approx([0.5, 0.45, 0.5], abs=1e-5)
-    assert stats[3].item() == pytest.approx(2 * stats[4].item(), rel=1e-3)
-    assert stats[6:].tolist() == pytest.approx([1.0, -1.0, -1.0], abs=1e-3)
-
-
-def test_palette_correlations_ignore_contrast_and_gradients_flow() -> None:
-    image = _smooth().requires_grad_(True)
-    flat = 0.5 + 0.5 * (image - 0.5)
-    a, b = palette_stats(image), palette_stats(flat)
-    assert a[:, 6:].detach().allclose(b[:, 6:].detach(), atol=5e-3)
-    assert not a[:, 3:6].detach().allclose(b[:, 3:6].detach())
-    a.sum().backward()
-    assert image.grad is not None and image.grad.abs().sum() > 0
-
-
-def test_palette_stats_of_a_flat_image_are_finite() -> None:
-    stats = palette_stats(torch.full((2, 3, 4, 4), 0.3))
-    assert torch.isfinite(stats).all()
-    with pytest.raises(InputError, match="RGB"):
-        palette_stats(torch.rand(1, 4, 8, 8))

@@ -13,11 +13,9 @@ from PIL import Image
 from nst_plugin.cli import main
 from nst_plugin.engine.adain import normalized
 from nst_plugin.engine.checkpoints import load_decoder, read_checkpoint
-from nst_plugin.engine.encoders import load_encoder
 from nst_plugin.engine.errors import InputError
 from nst_plugin.engine.training import content_loss
 from nst_plugin.train_adain import train_adain
-from nst_plugin.training_data import build_train_data
 from tests.conftest import make_image
 
 
@@ -126,30 +124,6 @@ def test_structure_term_is_logged_recorded_and_refused_when_negative(folders, tm
     assert load_decoder(out)[1]["settings"]["structure_weight"] == 2.0
     with pytest.warns(UserWarning), pytest.raises(InputError, match="structure weight"):
         _train(folders, tmp_path / "n.safetensors", 1, settings={"structure_weight": -1})
-
-
-def test_color_term_is_logged_recorded_kept_on_resume_and_refused_when_negative(folders, tmp_path):
-    out = tmp_path / "c.safetensors"
-    with pytest.warns(UserWarning):
-        _train(folders, out, 3, checkpoint_every=1, settings={"color_weight": 50.0})
-        _train(folders, out, 5, checkpoint_every=1, resume=True)
-    history = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
-    assert len(history) >= 5 and all(h["color"] > 0 for h in history)
-    assert load_decoder(out)[1]["settings"]["color_weight"] == 50.0
-    with pytest.warns(UserWarning), pytest.raises(InputError, match="color weight"):
-        _train(folders, tmp_path / "n.safetensors", 1, settings={"color_weight": -1})
-
-
-def test_training_data_holds_a_palette_per_style_crop(folders, tmp_path):
-    content, style = folders
-    with pytest.warns(UserWarning):
-        data = build_train_data(
-            load_encoder("vgg19"), content, style, cache_dir=tmp_path / "cache", min_side=32
-        )
-    assert data.style_palette is not None
-    assert data.style_palette.shape == (len(data.style_rows), 9)
-    means = data.style_palette[:, :3]
-    assert ((means > 0) & (means < 1)).all() and len(set(data.style_rows)) == 3
 
 
 def test_structure_term_is_zero_for_the_photo_itself():

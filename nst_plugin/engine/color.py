@@ -110,18 +110,3 @@ def match_color(
     pixels = source.reshape(source.shape[0], 3, -1).float()
     out = (transform @ (pixels - mu_s) + mu_t).reshape(source.shape).to(source.dtype)
     return out.clamp(0.0, 1.0) if clamp else out
-
-
-def palette_stats(image: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """(B, 9) palette summary: RGB means, spreads, and the three pairwise correlations.
-
-    What a colour loss compares. Correlations rather than raw covariances keep every entry of
-    the same order (a blue-and-yellow painting has a strongly negative red-blue correlation
-    whatever its contrast), so one weight serves all nine; differentiable for training.
-    """
-    _check_rgb(image, "image")
-    mean, cov = _mean_cov(image)
-    std = cov.diagonal(dim1=1, dim2=2).clamp_min(0).add(eps).sqrt()
-    i, j = (0, 0, 1), (1, 2, 2)
-    corr = cov[:, i, j] / (std[:, i] * std[:, j])
-    return torch.cat([mean.flatten(1), std, corr], dim=1)

@@ -30,7 +30,6 @@ from .adain import (
     make_decoder,
     normalized,
 )
-from .color import palette_stats
 from .encoders import VGGEncoder
 from .errors import Cancelled, InputError
 
@@ -43,7 +42,6 @@ class TrainData:
     pixels: the same images as uint8 (3, 8h, 8w), for the reconstruction warm-up and samples.
     style_mean / style_std: per tap, (N, C) moments of N style crops.
     style_rows: the style file behind each row, for sample grids.
-    style_palette: (N, 9) `palette_stats` of the same style crops, for the colour term.
     """
 
     features: list[torch.Tensor]
@@ -51,7 +49,6 @@ class TrainData:
     style_mean: dict[str, torch.Tensor]
     style_std: dict[str, torch.Tensor]
     style_rows: list[str] = field(default_factory=list)  # the style file behind each row
-    style_palette: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if not self.features:
@@ -79,10 +76,6 @@ class TrainSettings:
     # to zero mean and unit spread: the relu4_1 content loss sees only 8 px cells, so fine
     # structure is otherwise free to smear; normalising leaves colour and contrast to the style
     structure_weight: float = 0.0
-    # weight of a pixel term between the output's and the style crop's `palette_stats`: the
-    # moments of the VGG layers leave colours under-determined (a blue-and-yellow painting can
-    # come out pink and green), and the structure term holds on to the photo's colour patterns
-    color_weight: float = 0.0
 
 
 @dataclass
@@ -146,8 +139,6 @@ class AdaINTrainer:
         self.scales = {t: v.to(dev) for t, v in (scales or loss_scales(data)).items()}
         self.style_mean = {t: v.float().to(dev) for t, v in data.style_mean.items()}
         self.style_std = {t: v.float().to(dev) for t, v in data.style_std.items()}
-        palette = data.style_palette
-        self.style_palette = None if palette is None else palette.float().to(dev)
         self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=settings.lr)
         if adam_tensors:
             self._load_adam(adam_tensors)
@@ -162,10 +153,6 @@ class AdaINTrainer:
             raise InputError(
                 f"structure weight must be 0 or more, got {self.settings.structure_weight}"
             )
-        if self.settings.color_weight < 0:
-            raise InputError(f"color weight must be 0 or more, got {self.settings.color_weight}")
-        if self.settings.color_weight > 0 and self.data.style_palette is None:
-            raise InputError("a color weight needs the style crops' palettes in the training data")
         if c % 8 or c < 32:
             raise InputError(f"crop must be a multiple of 8 and at least 32, got {c}")
         cells = c // 8
@@ -268,10 +255,6 @@ class AdaINTrainer:
                 structure = structure_loss(taps[STRUCTURE_TAP].float(), photo.float())
                 loss = loss + s.structure_weight * structure
                 losses["structure"] = structure.item()
-            if s.color_weight > 0 and self.style_palette is not None:
-                color = F.mse_loss(palette_stats(out.float()), self.style_palette[styles])
-                loss = loss + s.color_weight * color
-                losses["color"] = color.item()
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss became {float(loss)} at step {self.state.step}")
         self.optimizer.zero_grad(set_to_none=True)
