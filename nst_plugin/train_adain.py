@@ -6,8 +6,6 @@ can be stopped at any moment without losing more than the current step.
 
 from __future__ import annotations
 
-import json
-import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,11 +17,12 @@ from tqdm import tqdm
 from .engine.adain import CONTENT_TAP, STYLE_TAPS
 from .engine.checkpoints import load_decoder, read_checkpoint, save_checkpoint
 from .engine.encoders import load_encoder
-from .engine.errors import Cancelled, InputError
+from .engine.errors import InputError
 from .engine.training import AdaINTrainer, TrainSettings, TrainState
 from .images import Picture, load_image, resize_to, save_image
 from .task import resolve_device
 from .training_data import build_train_data
+from .training_loop import run_training
 
 SAMPLE_COUNT = 4
 SAMPLE_CELLS = 32  # 256 px sample crops
@@ -101,20 +100,8 @@ def train_adain(
     )
     if decoder is not None:
         trainer.decoder.requires_grad_(True)
-    images_before = trainer.state.images_seen
 
-    log_path = out_path.with_suffix(".log.jsonl")
-    samples_dir = out_path.parent / f"{out_path.stem}-samples"
-    samples = _sample_set(trainer) if sample_every else None
-    window: list[dict[str, float]] = []
-    last_save = time.monotonic()
-
-    def save() -> None:
-        if window:
-            trainer.state.history.append(_summary(trainer, window))
-            with log_path.open("a") as fh:
-                fh.write(json.dumps(trainer.state.history[-1]) + "\n")
-            window.clear()
+    def save_file() -> None:
         extra = dict(trainer.adam_tensors())
         extra.update({f"loss_scale.{t}": trainer.scales[t].flatten() for t in STYLE_TAPS})
         save_checkpoint(
@@ -122,61 +109,22 @@ def train_adain(
             settings=trainer.settings_dict(), state=asdict(trainer.state), extra_tensors=extra,
         )  # fmt: skip
 
-    bar = None if quiet else tqdm(total=steps, initial=trainer.state.step, desc="train adain")
-
-    def on_step(losses: dict[str, float]) -> None:
-        nonlocal last_save
-        window.append(losses)
-        step = trainer.state.step
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
-        if samples is not None and step % sample_every == 0:
-            _write_samples(trainer, samples, samples_dir / f"step{step:07d}.png")
-        minutes = (time.monotonic() - last_save) / 60
-        if step % checkpoint_every == 0 or minutes >= checkpoint_minutes:
-            save()
-            last_save = time.monotonic()
-
-    def out_of_time() -> bool:
-        return time_limit_min is not None and time.monotonic() - started >= time_limit_min * 60
-
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        trainer.run(steps, on_step=on_step, should_stop=out_of_time)
-    except (KeyboardInterrupt, Cancelled):
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        save()
-        if bar is not None:
-            bar.close()
-    # one line even with --quiet: a background run's log keeps its throughput and where time went
-    total = sum(trainer.timings.values()) or 1.0
-    shares = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in trainer.timings.items())
-    run_images = trainer.state.images_seen - images_before
-    print(
-        f"saved {out_path} at step {trainer.state.step} ({trainer.state.images_seen} images); "
-        f"this run {run_images / total:.1f} images/s; time: {shares}"
+    samples = _sample_set(trainer) if sample_every else None
+    run_training(
+        trainer,
+        out_path=out_path,
+        steps=steps,
+        save_file=save_file,
+        write_samples=(lambda path: _write_samples(trainer, samples, path)) if samples else None,
+        desc="train adain",
+        started=started,
+        time_limit_min=time_limit_min,
+        checkpoint_every=checkpoint_every,
+        checkpoint_minutes=checkpoint_minutes,
+        sample_every=sample_every,
+        quiet=quiet,
     )
     return trainer.state
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _summary(trainer: AdaINTrainer, window: list[dict[str, float]]) -> dict[str, Any]:
-    keys = sorted({k for w in window for k in w})
-    mean = {k: sum(w.get(k, 0.0) for w in window) / len(window) for k in keys}
-    return {
-        "step": trainer.state.step,
-        "images_seen": trainer.state.images_seen,
-        "hours": round(trainer.state.seconds / 3600, 4),
-        "crop": trainer.settings.crop,
-        "lr": trainer.lr(),
-        **{k: round(v, 5) for k, v in mean.items()},
-    }
 
 
 def _sample_set(trainer: AdaINTrainer) -> dict[str, Any]:

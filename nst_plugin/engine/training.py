@@ -17,11 +17,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fast
 from .adain import (
     CONTENT_TAP,
     STYLE_TAPS,
@@ -32,6 +34,7 @@ from .adain import (
 )
 from .encoders import VGGEncoder
 from .errors import Cancelled, InputError
+from .precision import autocast
 
 
 @dataclass
@@ -112,7 +115,84 @@ def structure_loss(out: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(normalized(out), normalized(photo))
 
 
-class AdaINTrainer:
+class Trainer:
+    """What every trainer here shares: Adam over `self.net`, its state for exact resumes, the
+    step counter, the learning-rate schedule, the time shares and the stop check."""
+
+    net: nn.Module
+    settings: Any
+    state: TrainState
+    device: torch.device
+
+    def _setup_optimizer(self, lr: float, adam_tensors: dict[str, torch.Tensor] | None) -> None:
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        if adam_tensors:
+            self._load_adam(adam_tensors)
+
+    # -- optimizer state, so a resumed run continues exactly where it stopped ------------------
+    def adam_tensors(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for i, p in enumerate(self.net.parameters()):
+            st = self.optimizer.state.get(p)
+            if st:
+                out[f"adam.{i}.exp_avg"] = st["exp_avg"]
+                out[f"adam.{i}.exp_avg_sq"] = st["exp_avg_sq"]
+                out[f"adam.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float64).view(1)
+        return out
+
+    def _load_adam(self, tensors: dict[str, torch.Tensor]) -> None:
+        for i, p in enumerate(self.net.parameters()):
+            if f"adam.{i}.exp_avg" in tensors:
+                moments = (tensors[f"adam.{i}.exp_avg"], tensors[f"adam.{i}.exp_avg_sq"])
+                avg, avg_sq = (t.to(p.device, memory_format=_fmt(p), copy=True) for t in moments)
+                step = tensors[f"adam.{i}.step"].reshape(()).to(torch.float32)
+                self.optimizer.state[p] = {"step": step, "exp_avg": avg, "exp_avg_sq": avg_sq}
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
+
+    def _clock(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def lr(self) -> float:
+        return self.settings.lr / (1.0 + self.settings.lr_decay * self.state.step)
+
+    def step(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _update(self, loss: torch.Tensor) -> None:
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"loss became {float(loss)} at step {self.state.step}")
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    def run(
+        self,
+        steps: int,
+        *,
+        on_step: Callable[[dict[str, float]], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        """Train until `steps` in total; `should_stop` ends early (e.g. at a time limit)."""
+        while self.state.step < steps:
+            if should_stop is not None and should_stop():
+                raise Cancelled("training stopped")
+            losses = self.step()
+            if on_step is not None:
+                on_step(losses)
+
+    def settings_dict(self) -> dict:
+        return asdict(self.settings)
+
+
+class AdaINTrainer(Trainer):
     """Owns the decoder, its optimizer and the step counter; one call to `step` is one update."""
 
     def __init__(
@@ -134,16 +214,18 @@ class AdaINTrainer:
         # channels_last is the fast layout of oneDNN (CPU) and cuDNN; bf16 autocast on CUDA only.
         fmt = torch.channels_last
         self.encoder = copy.deepcopy(encoder.truncated(CONTENT_TAP)).to(dev, memory_format=fmt)
-        self.decoder = (decoder or make_decoder(settings.width)).to(dev, memory_format=fmt)
-        self.decoder.train().requires_grad_(True)
+        self.net = (decoder or make_decoder(settings.width)).to(dev, memory_format=fmt)
+        self.net.train().requires_grad_(True)
         self.scales = {t: v.to(dev) for t, v in (scales or loss_scales(data)).items()}
         self.style_mean = {t: v.float().to(dev) for t, v in data.style_mean.items()}
         self.style_std = {t: v.float().to(dev) for t, v in data.style_std.items()}
-        self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=settings.lr)
-        if adam_tensors:
-            self._load_adam(adam_tensors)
+        self._setup_optimizer(settings.lr, adam_tensors)
         self.timings = {"data": 0.0, "decoder": 0.0, "encoder": 0.0, "backward": 0.0}
         self._check_settings()
+
+    @property
+    def decoder(self) -> nn.Module:
+        return self.net
 
     def _check_settings(self) -> None:
         c, margin = self.settings.crop, self.settings.content_margin
@@ -158,25 +240,6 @@ class AdaINTrainer:
         cells = c // 8
         if all(f.shape[-1] < cells or f.shape[-2] < cells for f in self.data.features):
             raise InputError(f"every content image is smaller than the crop of {c} px")
-
-    # -- optimizer state, so a resumed run continues exactly where it stopped ------------------
-    def adam_tensors(self) -> dict[str, torch.Tensor]:
-        out = {}
-        for i, p in enumerate(self.decoder.parameters()):
-            st = self.optimizer.state.get(p)
-            if st:
-                out[f"adam.{i}.exp_avg"] = st["exp_avg"]
-                out[f"adam.{i}.exp_avg_sq"] = st["exp_avg_sq"]
-                out[f"adam.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float64).view(1)
-        return out
-
-    def _load_adam(self, tensors: dict[str, torch.Tensor]) -> None:
-        for i, p in enumerate(self.decoder.parameters()):
-            if f"adam.{i}.exp_avg" in tensors:
-                moments = (tensors[f"adam.{i}.exp_avg"], tensors[f"adam.{i}.exp_avg_sq"])
-                avg, avg_sq = (t.to(p.device, memory_format=_fmt(p), copy=True) for t in moments)
-                step = tensors[f"adam.{i}.step"].reshape(()).to(torch.float32)
-                self.optimizer.state[p] = {"step": step, "exp_avg": avg, "exp_avg_sq": avg_sq}
 
     # -- data ---------------------------------------------------------------------------------
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -200,26 +263,11 @@ class AdaINTrainer:
         feat = torch.stack(feats).float().contiguous(memory_format=torch.channels_last)
         return feat, torch.stack(pixels).float() / 255.0, styles
 
-    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
-        if self.device.type == "cuda":
-            return t.pin_memory().to(self.device, non_blocking=True)
-        return t.to(self.device)
-
-    def _clock(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return time.perf_counter()
-
-    def lr(self) -> float:
-        return self.settings.lr / (1.0 + self.settings.lr_decay * self.state.step)
-
     # -- one update ---------------------------------------------------------------------------
     def step(self) -> dict[str, float]:
         s, t0 = self.settings, time.perf_counter()
         feat, pixels, styles = (self._to_device(t) for t in self.batch(self.state.step))
         t1 = time.perf_counter()
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr()
         cuda = self.device.type == "cuda"
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda)
         if self.state.step < s.recon_steps:
@@ -255,11 +303,7 @@ class AdaINTrainer:
                 structure = structure_loss(taps[STRUCTURE_TAP].float(), photo.float())
                 loss = loss + s.structure_weight * structure
                 losses["structure"] = structure.item()
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss became {float(loss)} at step {self.state.step}")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self._update(loss)
         t4 = self._clock()
         for key, dt in zip(self.timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             self.timings[key] += dt
@@ -268,21 +312,6 @@ class AdaINTrainer:
         self.state.seconds += t4 - t0
         losses["loss"] = loss.item()
         return losses
-
-    def run(
-        self,
-        steps: int,
-        *,
-        on_step: Callable[[dict[str, float]], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> None:
-        """Train until `steps` in total; `should_stop` ends early (e.g. at a time limit)."""
-        while self.state.step < steps:
-            if should_stop is not None and should_stop():
-                raise Cancelled("training stopped")
-            losses = self.step()
-            if on_step is not None:
-                on_step(losses)
 
     @torch.no_grad()
     def preview(self, feats: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -293,11 +322,139 @@ class AdaINTrainer:
         finally:
             self.decoder.train()
 
-    def settings_dict(self) -> dict:
-        return asdict(self.settings)
-
 
 def _fmt(p: torch.Tensor) -> torch.memory_format:
     if p.ndim == 4 and p.is_contiguous(memory_format=torch.channels_last):
         return torch.channels_last
     return torch.contiguous_format
+
+
+# -- fast per-style networks (Johnson et al. 2016) ---------------------------------------------
+@dataclass
+class FastSettings:
+    batch_size: int = 4
+    crop: int = 128
+    lr: float = 1e-3
+    lr_decay: float = 1e-4
+    content_weight: float = 1.0
+    style_weight: float = 2e4
+    tv_weight: float = 0.0
+    # first steps learn the identity (pixel L1): a warm start that keeps the photo's layout
+    recon_steps: int = 200
+    seed: int = 0
+    width: int = 12
+    blocks: int = 5
+    downsamplings: int = 3
+    edge_kernel: int = 5
+
+    def net_config(self) -> fast.NetConfig:
+        return fast.NetConfig(self.width, self.blocks, self.downsamplings, self.edge_kernel)
+
+
+class FastTrainer(Trainer):
+    """One painting's network. The painting's Gram targets are computed once; each step encodes
+    the photo crops (no grad, the content target) and the output (with its backward)."""
+
+    def __init__(
+        self,
+        encoder: VGGEncoder,
+        photos: list[torch.Tensor],
+        style: torch.Tensor,
+        settings: FastSettings,
+        *,
+        net: nn.Module | None = None,
+        state: TrainState | None = None,
+        adam_tensors: dict[str, torch.Tensor] | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.settings = settings
+        self.state = state or TrainState()
+        self.device = dev = torch.device(device)
+        self._check(photos, settings)
+        self.photos = [p for p in photos if min(p.shape[-2:]) >= settings.crop]
+        fmt = torch.channels_last
+        deepest = max(fast.FEATURE_TAPS, key=encoder.index)
+        self.encoder = copy.deepcopy(encoder.truncated(deepest)).to(dev, memory_format=fmt)
+        self.net = (net or fast.make_net(settings.net_config())).to(dev, memory_format=fmt)
+        self.net.train().requires_grad_(True)
+        with torch.no_grad(), autocast(dev):
+            feats = self.encoder(style.to(dev).contiguous(memory_format=fmt), fast.FEATURE_TAPS)
+        self.scales = fast.feature_scales(feats)
+        self.grams = fast.style_grams(feats, self.scales)
+        self._setup_optimizer(settings.lr, adam_tensors)
+        self.timings = {"data": 0.0, "net": 0.0, "encoder": 0.0, "backward": 0.0}
+
+    @staticmethod
+    def _check(photos: list[torch.Tensor], s: FastSettings) -> None:
+        multiple = s.net_config().multiple
+        if s.crop % multiple or s.crop < 4 * multiple:
+            raise InputError(
+                f"crop must be a multiple of {multiple} and at least {4 * multiple}, got {s.crop}"
+            )
+        if not any(min(p.shape[-2:]) >= s.crop for p in photos):
+            raise InputError(f"every content image is smaller than the crop of {s.crop} px")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            if getattr(s, name) < 0:
+                raise InputError(f"{name.replace('_', ' ')} must be 0 or more")
+
+    def batch(self, step: int) -> torch.Tensor:
+        """Random photo crops (a function of seed and step), flipped at random, RGB 0..1."""
+        s = self.settings
+        gen = torch.Generator().manual_seed(s.seed * 1_000_003 + step)
+        picks = torch.randint(len(self.photos), (s.batch_size,), generator=gen).tolist()
+        crops = []
+        for k in picks:
+            p = self.photos[k]
+            y = int(torch.randint(p.shape[-2] - s.crop + 1, (1,), generator=gen))
+            x = int(torch.randint(p.shape[-1] - s.crop + 1, (1,), generator=gen))
+            crop = p[:, y : y + s.crop, x : x + s.crop]
+            if bool(torch.randint(2, (1,), generator=gen)):
+                crop = crop.flip(-1)
+            crops.append(crop)
+        return torch.stack(crops).float().div_(255.0).contiguous(memory_format=torch.channels_last)
+
+    def step(self) -> dict[str, float]:
+        s, t0 = self.settings, time.perf_counter()
+        photo = self._to_device(self.batch(self.state.step))
+        t1 = time.perf_counter()
+        with autocast(self.device):
+            out = self.net(photo)
+        t2 = self._clock()
+        if self.state.step < s.recon_steps:
+            t3 = t2
+            loss = F.l1_loss(out.float(), photo)
+            losses = {"recon": loss.item()}
+        else:
+            with autocast(self.device):
+                with torch.no_grad():
+                    target = self.encoder(photo, [fast.CONTENT_TAP])[fast.CONTENT_TAP]
+                feats = self.encoder(out, fast.FEATURE_TAPS)
+            t3 = self._clock()
+            parts = fast.perceptual_losses(feats, target, self.grams, self.scales, out.float())
+            loss = (
+                s.content_weight * parts["content"]
+                + s.style_weight * parts["style"]
+                + s.tv_weight * parts["tv"]
+            )
+            losses = {k: v.item() for k, v in parts.items()}
+        self._update(loss)
+        t4 = self._clock()
+        for key, dt in zip(self.timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            self.timings[key] += dt
+        self.state.step += 1
+        self.state.images_seen += s.batch_size
+        self.state.seconds += t4 - t0
+        losses["loss"] = loss.item()
+        return losses
+
+    @torch.no_grad()
+    def preview(self, photos: torch.Tensor) -> torch.Tensor:
+        self.net.eval()
+        try:
+            with autocast(self.device):
+                out = fast.stylize(
+                    self.net, photos.to(self.device), self.settings.net_config().multiple
+                )
+            return out.cpu()
+        finally:
+            self.net.train()

@@ -1,0 +1,143 @@
+"""Fast per-style networks (Johnson, Alahi & Fei-Fei, "Perceptual losses for real-time style
+transfer", ECCV 2016), with instance normalisation (Ulyanov et al. 2016).
+
+One small image-to-image network per painting, trained once against VGG-19 with the perceptual
+losses below; at inference it is the only thing that runs, so no VGG and no style image.
+
+Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast.py`):
+- three stride-2 stages instead of two, residual blocks at 1/8 resolution (96 channels at the
+  default width 12) instead of 1/4 (128 channels): the blocks cost a quarter of the multiply-adds
+  and the receptive field doubles, so strokes come out larger on big photos;
+- 5x5 first and last convolutions instead of 9x9, and no instance norm at full resolution: at
+  full size the normalisation's memory passes, not the convolutions, are the cost;
+- upsampling is nearest-neighbour + convolution, never a transposed convolution (no
+  checkerboard, Odena et al. 2016), and all padding is reflection padding (no dark borders);
+- the style loss uses Gram matrices at relu1_1..relu4_1 and the content loss relu2_2, with each
+  layer's features divided by their mean activation on the painting, because our Caffe VGG-19's
+  activations are 20-400x those of the normalised network the literature's weights assume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .losses import gram_matrix
+
+ARCHITECTURE_VERSION = 1
+CONTENT_TAP = "relu2_2"
+STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+FEATURE_TAPS = tuple(sorted({CONTENT_TAP, *STYLE_TAPS}))
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """The network's shape; recorded in every model file so a file rebuilds its own network."""
+
+    width: int = 12
+    blocks: int = 5
+    downsamplings: int = 3
+    edge_kernel: int = 5
+
+    @property
+    def multiple(self) -> int:
+        """Inputs are padded to this multiple so every stride-2 stage halves exactly."""
+        return 2**self.downsamplings
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride)]
+
+
+def _norm(channels: int) -> nn.Module:
+    return nn.InstanceNorm2d(channels, affine=True)
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with instance norm; the identity path keeps the photo's layout."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            *_conv(channels, channels, 3), _norm(channels), nn.ReLU(),
+            *_conv(channels, channels, 3), _norm(channels),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def make_net(config: NetConfig = NetConfig()) -> nn.Sequential:
+    """Photo (B, 3, H, W) in 0..1 -> stylized image, same size; H and W multiples of 2^downs."""
+    k, c = config.edge_kernel, config.width
+    layers: list[nn.Module] = [*_conv(3, c, k), nn.ReLU()]
+    for _ in range(config.downsamplings):
+        layers += [*_conv(c, 2 * c, 3, stride=2), _norm(2 * c), nn.ReLU()]
+        c *= 2
+    layers += [ResidualBlock(c) for _ in range(config.blocks)]
+    for i in range(config.downsamplings):
+        layers += [nn.Upsample(scale_factor=2, mode="nearest"), *_conv(c, c // 2, 3)]
+        if i < config.downsamplings - 1:  # no norm at full resolution (see the module notes)
+            layers.append(_norm(c // 2))
+        layers.append(nn.ReLU())
+        c //= 2
+    layers += _conv(c, 3, k)
+    return nn.Sequential(*layers)
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+    """Reflect-pad H and W up to a multiple (at least two cells a side); returns the old size."""
+    h, w = image.shape[-2:]
+    ph = max((-h) % multiple, 2 * multiple - h)
+    pw = max((-w) % multiple, 2 * multiple - w)
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        image = F.pad(image, (0, pw, 0, ph), mode=mode)
+    return image, h, w
+
+
+@torch.no_grad()
+def stylize(net: nn.Module, content: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Run a trained network on a batch of any size; output is cropped back and clamped."""
+    padded, h, w = pad_to_multiple(content, multiple)
+    out = net(padded.contiguous(memory_format=torch.channels_last))
+    return out[..., :h, :w].float().clamp(0.0, 1.0)
+
+
+# -- the perceptual losses training minimises -------------------------------------------------
+def feature_scales(style_feats: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One number per layer: the painting's mean activation there (floored away from zero)."""
+    return {t: f.float().mean().clamp_min(1e-3) for t, f in style_feats.items()}
+
+
+def style_grams(
+    style_feats: Mapping[str, torch.Tensor], scales: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    return {t: gram_matrix(style_feats[t].float() / scales[t]) for t in STYLE_TAPS}
+
+
+def perceptual_losses(
+    out_feats: Mapping[str, torch.Tensor],
+    content_target: torch.Tensor,
+    grams: Mapping[str, torch.Tensor],
+    scales: Mapping[str, torch.Tensor],
+    output: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """The paper's feature reconstruction, style reconstruction and total-variation losses."""
+    sc = scales[CONTENT_TAP]
+    content = F.mse_loss(out_feats[CONTENT_TAP].float() / sc, content_target.float() / sc)
+    style = output.new_zeros((), dtype=torch.float32)
+    for tap in STYLE_TAPS:
+        g = gram_matrix(out_feats[tap].float() / scales[tap])
+        style = style + F.mse_loss(g, grams[tap].expand_as(g))
+    tv = (output[..., 1:, :] - output[..., :-1, :]).abs().mean() + (
+        output[..., :, 1:] - output[..., :, :-1]
+    ).abs().mean()
+    return {"content": content, "style": style, "tv": tv.float()}

@@ -1,0 +1,165 @@
+"""`nst train fast`: train (or resume) one painting's fast style network from a folder of photos.
+
+The same loop as `nst train adain` (`training_loop.run_training`); the model file is both the
+shipped preset and the checkpoint. `--init` starts from another style model's weights: a network
+that already draws one painting learns the next far sooner than one from scratch.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .engine.encoders import load_encoder
+from .engine.errors import InputError
+from .engine.style_models import (
+    INFO_FIELDS,
+    StyleModelInfo,
+    load_style_model,
+    read_style_model,
+    save_style_model,
+)
+from .engine.training import FastSettings, FastTrainer, TrainState
+from .images import Picture, list_images, load_image, resize_longer, save_image, to_pil
+from .task import resolve_device
+from .training_loop import run_training
+
+SAMPLE_COUNT = 4
+SAMPLE_SIDE = 256
+PHOTO_SHORTER = 320  # photos are kept at most this size in memory: crops are 128-256 px
+REFERENCE_LONGER = 512  # the painting as shipped inside the model, for hosts to show
+
+
+def _load_photos(folder: str, minimum: int) -> list[torch.Tensor]:
+    photos = []
+    for path in list_images(folder):
+        try:
+            pic = load_image(path)
+        except InputError:
+            continue
+        h, w = pic.size[1], pic.size[0]
+        if min(h, w) > PHOTO_SHORTER:
+            pic = resize_longer(pic, round(max(h, w) * PHOTO_SHORTER / min(h, w)))
+        if min(pic.rgb.shape[-2:]) >= minimum:
+            photos.append((pic.rgb * 255 + 0.5).to(torch.uint8))
+    if not photos:
+        raise InputError(f"no usable photos (at least {minimum} px a side) in {folder}")
+    return photos
+
+
+def _jpeg(picture: Picture) -> bytes:
+    buf = io.BytesIO()
+    to_pil(picture).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def train_fast(
+    *,
+    style: str,
+    content_dir: str,
+    out: str,
+    steps: int,
+    info: dict[str, str] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    init: str | None = None,
+    style_size: int = 512,
+    time_limit_min: float | None = None,
+    checkpoint_every: int = 200,
+    checkpoint_minutes: float = 5.0,
+    sample_every: int = 1000,
+    settings: dict[str, Any] | None = None,
+    device: str = "cpu",
+    quiet: bool = False,
+) -> TrainState:
+    """Run training to `steps` total steps; returns the final state (also saved in `out`)."""
+    started = time.monotonic()
+    out_path = Path(out)
+    overrides = {k: v for k, v in (settings or {}).items() if v is not None}
+    if out_path.exists() and not (resume or overwrite):
+        raise InputError(
+            f"{out_path} exists: pass --resume to continue it or --overwrite to replace it"
+        )
+    if resume and init:
+        raise InputError("--init starts a new model; it cannot be combined with --resume")
+    painting = resize_longer(load_image(style), style_size)
+    net = state = adam = None
+    given = {k: v for k, v in (info or {}).items() if v}
+    if resume and out_path.exists():
+        net, config, old_info, _ = load_style_model(out_path)
+        tensors, _ = read_style_model(out_path)
+        recorded = {
+            k: v for k, v in old_info.settings.items() if k in FastSettings.__dataclass_fields__
+        }
+        train_settings = FastSettings(**{**recorded, **overrides})
+        if train_settings.net_config() != config:
+            raise InputError(f"{out_path} holds a {config} network; cannot resume with another")
+        state = TrainState(**old_info.state)
+        adam = {k: v for k, v in tensors.items() if k.startswith("adam.")}
+        given = {**{k: getattr(old_info, k) for k in INFO_FIELDS}, **given}
+    else:
+        train_settings = FastSettings(**overrides)
+        if init:
+            net, config, _, _ = load_style_model(init)
+            if config != train_settings.net_config():
+                raise InputError(f"--init {init} holds a {config} network, not the one asked for")
+            net.requires_grad_(True)
+            train_settings.recon_steps = 0
+    torch.manual_seed(train_settings.seed)
+    model_info = StyleModelInfo(**{"name": out_path.stem, **given})
+    reference = _jpeg(resize_longer(painting, REFERENCE_LONGER))
+
+    photos = _load_photos(content_dir, train_settings.crop)
+    trainer = FastTrainer(
+        load_encoder("vgg19"), photos, painting.rgb[None], train_settings,
+        net=net, state=state, adam_tensors=adam, device=resolve_device(device),
+    )  # fmt: skip
+
+    def save_file() -> None:
+        model_info.settings = {**trainer.settings_dict(), "style_size": style_size}
+        model_info.state = asdict(trainer.state)
+        model_info.state.pop("history", None)
+        save_style_model(
+            out_path, trainer.net, train_settings.net_config(), model_info, reference,
+            extra_tensors=trainer.adam_tensors(),
+        )  # fmt: skip
+
+    samples = _sample_photos(photos)
+    run_training(
+        trainer,
+        out_path=out_path,
+        steps=steps,
+        save_file=save_file,
+        write_samples=lambda path: _write_samples(trainer, samples, path),
+        desc=f"train fast {model_info.name}",
+        started=started,
+        time_limit_min=time_limit_min,
+        checkpoint_every=checkpoint_every,
+        checkpoint_minutes=checkpoint_minutes,
+        sample_every=sample_every,
+        quiet=quiet,
+    )
+    return trainer.state
+
+
+def _sample_photos(photos: list[torch.Tensor]) -> torch.Tensor:
+    """Fixed centre crops of evenly spaced photos, so grids from different steps compare."""
+    picks = [photos[i * len(photos) // SAMPLE_COUNT] for i in range(SAMPLE_COUNT)]
+    side = min(SAMPLE_SIDE, *(min(p.shape[-2:]) for p in picks))
+    crops = []
+    for p in picks:
+        y, x = (p.shape[-2] - side) // 2, (p.shape[-1] - side) // 2
+        crops.append(p[:, y : y + side, x : x + side].float() / 255)
+    return torch.stack(crops)
+
+
+def _write_samples(trainer: FastTrainer, samples: torch.Tensor, path: Path) -> None:
+    """One row per photo: the photo | the network's output."""
+    out = trainer.preview(samples)
+    rows = [torch.cat([p, o], dim=2) for p, o in zip(samples, out)]
+    save_image(Picture(torch.cat(rows, dim=1)), path, overwrite=True)

@@ -1,0 +1,68 @@
+"""Train (or resume) the shipped fast-style presets, one after another, each for a time slice.
+
+    python scripts/train_presets.py --styles ../shared/data/styles \
+        --content-dir ../shared/data/adain-train/content --work train-out --minutes 40
+
+Each preset is written to WORK/<name>.safetensors with its log and sample grids beside it; a
+later call resumes each where it stopped. The first preset starts from scratch (with the
+identity warm-up); the others start from the first one's weights (`--init`), which is the warm
+start they share. Copy a finished model and its .log.jsonl into nst_plugin/weights/styles/.
+Paintings not in this table (candy, mosaic, your own) are trained with `nst train fast`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nst_plugin.train_fast import train_fast
+
+# name: (file in --styles, title, artist, painting, year, source)
+PRESETS = {
+    "starry_night": ("van_gogh_starry_night.jpg", "Starry Night", "Vincent van Gogh",
+                     "The Starry Night", "1889", "jcjohnson/neural-style examples/inputs"),
+    "the_wave": ("hokusai_the_wave.jpg", "The Wave", "Katsushika Hokusai",
+                 "The Great Wave off Kanagawa", "c. 1831", "jcjohnson/fast-neural-style"),
+    "the_scream": ("munch_the_scream.jpg", "The Scream", "Edvard Munch", "The Scream", "1893",
+                   "jcjohnson/neural-style examples/inputs"),
+    "udnie": ("picabia_udnie.jpg", "Udnie", "Francis Picabia",
+              "Udnie (Young American Girl, The Dance)", "1913", "pytorch/examples"),
+    "composition_vii": ("kandinsky_composition_vii.jpg", "Composition VII", "Wassily Kandinsky",
+                        "Composition VII", "1913", "jcjohnson/fast-neural-style"),
+    "shipwreck": ("turner_shipwreck_of_the_minotaur.jpg", "Shipwreck", "J. M. W. Turner",
+                  "The Shipwreck of the Minotaur", "c. 1810",
+                  "jcjohnson/neural-style examples/inputs"),
+}  # fmt: skip
+FIRST = "starry_night"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--styles", required=True, help="folder holding the paintings")
+    ap.add_argument("--content-dir", required=True, help="folder of training photos")
+    ap.add_argument("--work", default="train-out", help="where models, logs and samples go")
+    ap.add_argument("--only", nargs="+", choices=list(PRESETS), help="these presets only")
+    ap.add_argument("--minutes", type=float, default=40.0, help="time slice per preset")
+    ap.add_argument("--steps", type=int, default=40_000, help="train each until this many steps")
+    ap.add_argument("--style-weight", type=float, default=None, help="override for all")
+    args = ap.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    for name in args.only or list(PRESETS):
+        file, title, artist, painting, year, source = PRESETS[name]
+        out = work / f"{name}.safetensors"
+        first = work / f"{FIRST}.safetensors"
+        init = str(first) if name != FIRST and not out.exists() and first.exists() else None
+        print(f"== {name}: {'resume' if out.exists() else 'init ' + str(init)}", flush=True)
+        train_fast(
+            style=str(Path(args.styles) / file), content_dir=args.content_dir, out=str(out),
+            steps=args.steps, resume=out.exists(), init=init, time_limit_min=args.minutes,
+            info={"name": name, "title": title, "artist": artist, "painting": painting,
+                  "year": year, "licence": "public domain (the painting); weights MIT",
+                  "source": source},
+            settings={"style_weight": args.style_weight}, quiet=True,
+        )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Fast style networks: any input size, model files checked, training falls and resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nst_plugin.cli import main
+from nst_plugin.engine import fast
+from nst_plugin.engine.errors import InputError, WeightsError
+from nst_plugin.engine.style_models import (
+    StyleModelInfo,
+    load_style_model,
+    read_style_model,
+    save_style_model,
+)
+from nst_plugin.train_fast import train_fast
+from tests.conftest import make_image
+
+
+def _save_png(t: torch.Tensor, path: Path) -> None:
+    Image.fromarray((t.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(path)
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        _save_png(make_image(72, 80, "photo", seed=i), folder / f"p{i}.png")
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    return folder
+
+
+@pytest.fixture
+def painting(tmp_path: Path) -> Path:
+    path = tmp_path / "painting.png"
+    _save_png(make_image(64, 64, "art", seed=3), path)
+    return path
+
+
+def _train(photos: Path, painting: Path, out: Path, steps: int, **kw):
+    settings = {"crop": 64, "batch_size": 2, "recon_steps": 2, "width": 4, "blocks": 1,
+                **kw.pop("settings", {})}  # fmt: skip
+    return train_fast(
+        style=str(painting), content_dir=str(photos), out=str(out), steps=steps,
+        style_size=64, sample_every=kw.pop("sample_every", 0), quiet=True, settings=settings,
+        **kw,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [(33, 47), (8, 8), (65, 31)])
+def test_output_size_equals_input_size(size):
+    net = fast.make_net(fast.NetConfig(width=4, blocks=1)).eval()
+    x = torch.rand(1, 3, *size)
+    out = fast.stylize(net, x, fast.NetConfig().multiple)
+    assert out.shape == x.shape and 0 <= float(out.min()) and float(out.max()) <= 1
+
+
+def test_network_has_no_transposed_convolution_and_reflects_its_padding():
+    net = fast.make_net()
+    kinds = {type(m) for m in net.modules()}
+    assert torch.nn.ConvTranspose2d not in kinds and torch.nn.ZeroPad2d not in kinds
+    assert all(c.padding == (0, 0) for c in net.modules() if isinstance(c, torch.nn.Conv2d))
+
+
+def test_training_loss_falls_writes_samples_and_records_the_painting(photos, painting, tmp_path):
+    out = tmp_path / "m.safetensors"
+    info = {"artist": "Someone", "painting": "Stripes", "year": "2026", "licence": "CC0"}
+    state = _train(photos, painting, out, 40, checkpoint_every=5, sample_every=20, info=info,
+                   settings={"lr": 3e-3})  # fmt: skip
+    assert state.step == 40 and state.images_seen == 80
+    log = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
+    perceptual = [h["loss"] for h in log if "recon" not in h]
+    assert perceptual[-1] < 0.7 * perceptual[0]
+    assert (tmp_path / "m-samples" / "step0000020.png").exists()
+    net, config, meta, reference = load_style_model(out)
+    assert (meta.name, meta.artist, meta.year) == ("m", "Someone", "2026")
+    assert meta.state["step"] == 40 and meta.settings["crop"] == 64 and config.width == 4
+    assert reference[:2] == b"\xff\xd8"  # the painting rides along as a JPEG
+
+
+def test_resume_continues_identically(photos, painting, tmp_path):
+    straight, split = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    _train(photos, painting, straight, 5)
+    _train(photos, painting, split, 3)
+    _train(photos, painting, split, 5, resume=True)
+    a, _ = read_style_model(straight)
+    b, meta = read_style_model(split)
+    assert json.loads(meta["state"])["step"] == 5
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_init_starts_from_another_model(photos, painting, tmp_path):
+    first, second = tmp_path / "first.safetensors", tmp_path / "second.safetensors"
+    _train(photos, painting, first, 3)
+    _train(photos, painting, second, 1, init=str(first), settings={"lr": 1e-9})
+    a, _ = read_style_model(first)
+    b, _ = read_style_model(second)
+    nets = [k for k in a if k.startswith("net.")]
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in nets)  # lr ~0: weights carried over
+
+
+def _tiny_model(path: Path) -> Path:
+    config = fast.NetConfig(width=4, blocks=1)
+    save_style_model(path, fast.make_net(config), config, StyleModelInfo("tiny"), b"\xff\xd8x")
+    return path
+
+
+def test_corrupt_pickled_and_foreign_files_are_refused(tmp_path):
+    good = _tiny_model(tmp_path / "good.safetensors")
+    data = bytearray(good.read_bytes())
+    data[-10] ^= 0xFF  # flip a byte inside the last tensor
+    (tmp_path / "corrupt.safetensors").write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="corrupt"):
+        load_style_model(tmp_path / "corrupt.safetensors")
+    torch.save({"net": torch.zeros(1)}, tmp_path / "pickled.safetensors")
+    with pytest.raises(WeightsError, match="not a readable safetensors"):
+        load_style_model(tmp_path / "pickled.safetensors")
+    with pytest.raises(WeightsError, match="not found"):
+        load_style_model(tmp_path / "missing.safetensors")
+
+
+def test_cli_refuses_to_overwrite_and_bad_settings(photos, painting, tmp_path, capsys):
+    out = tmp_path / "keep.safetensors"
+    out.write_bytes(b"precious")
+    args = ["train", "fast", "--style", str(painting), "--content-dir", str(photos), "--quiet"]
+    assert main([*args, "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err and out.read_bytes() == b"precious"
+    assert main([*args, "--out", str(tmp_path / "n.safetensors"), "--crop", "60"]) == 2
+    assert "crop must be a multiple of 8" in capsys.readouterr().err
+    with pytest.raises(InputError, match="no usable photos .at least 256 px"):
+        _train(photos, painting, tmp_path / "big.safetensors", 1, settings={"crop": 256})
