@@ -168,12 +168,13 @@ def _add_stylize(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "stylize",
-        help="stylize a photo with one or more style images",
-        description="Repaint CONTENT in the style of STYLE (several styles blend). Every option "
-        "below comes from the task's parameter schema; defaults are shown.",
+        help="stylize a photo with style images, or with a style model (--method fast)",
+        description="Repaint CONTENT in the style of STYLE (several styles blend), or with "
+        "--method fast --model NAME in a trained model's style (no style file; `nst models` "
+        "lists them). Every option below comes from the task's parameter schema.",
     )
     p.add_argument("content", help="content image file")
-    p.add_argument("styles", nargs="+", metavar="style", help="style image file(s)")
+    p.add_argument("styles", nargs="*", metavar="style", help="style image file(s)")
     p.add_argument("-o", "--out", required=True, help="output image file (.png, .jpg, ...)")
     p.add_argument(
         "--mask", help="grey image: where to apply the style (two styles: 0 first, 1 second)"
@@ -320,6 +321,35 @@ def _write_sheet(files: list[Path], target: Path) -> None:
     print(f"wrote {target}")
 
 
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "models",
+        help="list the installed fast style models",
+        description="Every style model the built-in presets and installed plugins provide, with "
+        "its painting, licence and training; use one with --method fast --model NAME.",
+    )
+    p.set_defaults(func=_run_models)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from . import plugins
+
+    models = plugins.style_models()
+    if not models:
+        print("no style models installed")
+    for name, entry in models.items():
+        info = entry.info
+        seen = info.state.get("images_seen")
+        trained = f"; trained on {seen:,} photo crops" if seen else ""
+        print(f"{name}: {info.summary() or info.title}")
+        print(f"    licence: {info.licence or 'not stated'}; from {entry.plugin}{trained}")
+        if info.source:
+            print(f"    painting source: {info.source}")
+    for problem in plugins.load_problems():
+        print(f"problem: {problem}", file=sys.stderr)
+    return 0
+
+
 def _add_plugin(sub: argparse._SubParsersAction) -> None:
     plugin = sub.add_parser("plugin", help="inspect plugins").add_subparsers(
         dest="what", required=True
@@ -403,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stylize(sub)
     _add_example(sub)
     _add_train(sub)
+    _add_models(sub)
     _add_plugin(sub)
     _add_demo(sub)
     from hosts.pipeline.cli import add_pipeline_parser

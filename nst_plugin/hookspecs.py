@@ -25,3 +25,8 @@ def register_methods(register: Callable[[Any], None]) -> None:
 @hookspec
 def register_encoders(register: Callable[[str, Callable[..., Any], str], None]) -> None:
     """Register feature encoders: register(name, loader(pooling=...) -> VGGEncoder, description)."""
+
+
+@hookspec
+def register_style_models(register: Callable[[Any], None]) -> None:
+    """Register fast style models: register(path) for each .safetensors style model file."""

@@ -31,6 +31,8 @@ class StyleRequest:
     device: torch.device
     preview_every: int = 0
     extras: dict[str, Any] = field(default_factory=dict)
+    # further outputs a method hands back beside the image, by output port name
+    outputs: dict[str, Any] = field(default_factory=dict)
 
 
 RunFunction = Callable[[StyleRequest, ProgressCallback | None, StopCheck | None], torch.Tensor]
@@ -43,3 +45,5 @@ class MethodSpec:
     description: str
     params: tuple[Param, ...]
     run: RunFunction
+    # False for methods that carry their style (a trained per-style network)
+    needs_styles: bool = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .engine.errors import InputError
@@ -30,11 +31,15 @@ class Param:
     max: float | None = None
     choices: tuple[str, ...] | None = None
     methods: tuple[str, ...] = ()
+    # a registry whose names become the choices when plugins load ("style_models")
+    choices_from: str | None = None
+    # a choice that also takes a path to a file with this suffix (a model file, say)
+    path_suffix: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
             raise ValueError(f"parameter {self.name}: type must be one of {TYPES}")
-        if self.type == "choice" and not self.choices:
+        if self.type == "choice" and not self.choices and not self.choices_from:
             raise ValueError(f"parameter {self.name}: a choice needs choices")
 
     def applies_to(self, method: str) -> bool:
@@ -73,9 +78,14 @@ class Param:
                 out = [float(v) for v in items]
             elif self.type == "choice":
                 out = str(value)
-                if out not in (self.choices or ()):
-                    raise InputError(f"{fail} must be {self._range_text()}, got {value!r}")
-                return out
+                if out in (self.choices or ()):
+                    return out
+                if self.path_suffix and out.lower().endswith(self.path_suffix):
+                    if not Path(out).is_file():
+                        raise InputError(f"{fail}: file not found: {out}")
+                    return out
+                also = f" or a {self.path_suffix} file" if self.path_suffix else ""
+                raise InputError(f"{fail} must be {self._range_text()}{also}, got {value!r}")
             else:
                 if not isinstance(value, str):
                     raise ValueError
@@ -104,6 +114,8 @@ class Param:
             entry["choices"] = list(self.choices)
         if self.methods:
             entry["methods"] = list(self.methods)
+        if self.path_suffix:
+            entry["path_suffix"] = self.path_suffix
         entry["description"] = self.description
         return entry
 

@@ -15,13 +15,16 @@ import os
 import warnings
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
 from .engine.errors import InputError, NSTError
+from .engine.style_models import StyleModelInfo, info_from_metadata, read_metadata
 from .methods import MethodSpec
+from .params import Param
 
 ENTRY_POINT_GROUP = "nst_plugin"
 ENV_VAR = "NST_PLUGINS"
@@ -29,6 +32,7 @@ BUILTIN_PLUGINS = (
     "nst_plugin.default_plugins.encoders",
     "nst_plugin.default_plugins.optimization_method",
     "nst_plugin.default_plugins.adain_method",
+    "nst_plugin.default_plugins.fast_method",
     "nst_plugin.default_plugins.tasks",
     "nst_plugin.default_plugins.image_tasks",
 )
@@ -43,6 +47,16 @@ class EncoderEntry:
     name: str
     loader: Callable[..., Any]
     description: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StyleModelEntry:
+    """An installed fast style model: its file and what the file says about its painting."""
+
+    name: str
+    path: Path
+    plugin: str
+    info: StyleModelInfo
 
 
 def _new_manager() -> tuple[pluggy.PluginManager, list[str]]:
@@ -83,7 +97,7 @@ def manager() -> pluggy.PluginManager:
 
 def load_problems() -> tuple[str, ...]:
     """What failed while loading or registering third-party plugins, for hosts to show."""
-    methods(), tasks(), encoders()
+    methods(), tasks(), encoders(), style_models()
     return tuple(_PROBLEMS)
 
 
@@ -93,6 +107,7 @@ def reset() -> None:
     methods.cache_clear()
     tasks.cache_clear()
     encoders.cache_clear()
+    style_models.cache_clear()
     _PROBLEMS.clear()
 
 
@@ -130,10 +145,20 @@ def methods() -> dict[str, MethodSpec]:
         if spec.name in found:
             _reject(plugin, f"method {spec.name!r} is already registered")
             continue
-        params = tuple(p if p.methods else dataclasses.replace(p, methods=(spec.name,))
-                       for p in spec.params)  # fmt: skip
+        params = tuple(_bound(p, spec.name) for p in spec.params)
         found[spec.name] = dataclasses.replace(spec, params=params)
     return found
+
+
+def _bound(param: Param, method: str) -> Param:
+    """A method's parameter tied to that method, its registry-fed choices filled in."""
+    if not param.methods:
+        param = dataclasses.replace(param, methods=(method,))
+    if param.choices_from == "style_models":
+        names = tuple(style_models())
+        default = param.default if param.default in names else (names[0] if names else "")
+        param = dataclasses.replace(param, choices=names, default=default)
+    return param
 
 
 @functools.cache
@@ -162,6 +187,42 @@ def encoders() -> dict[str, EncoderEntry]:
             continue
         found.setdefault(args[0], EncoderEntry(*args))
     return found
+
+
+@functools.cache
+def style_models() -> dict[str, StyleModelEntry]:
+    """Installed style models by name; a file that is not a valid model is reported, skipped."""
+    found: dict[str, StyleModelEntry] = {}
+    for plugin, args in _collect("register_style_models"):
+        path = Path(args[0]) if len(args) == 1 and isinstance(args[0], str | Path) else None
+        if path is None:
+            _reject(plugin, "register_style_models takes one path")
+            continue
+        try:
+            info = info_from_metadata(read_metadata(path))
+        except NSTError as exc:
+            _reject(plugin, str(exc))
+            continue
+        name = info.name or path.stem
+        if name in found:
+            _reject(plugin, f"style model {name!r} is already registered")
+            continue
+        found[name] = StyleModelEntry(name, path, plugin, info)
+    return found
+
+
+def get_style_model(name_or_path: str) -> StyleModelEntry:
+    """An installed model by name, or any model file by path (read and checked on use)."""
+    found = style_models()
+    if name_or_path in found:
+        return found[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix.lower() == ".safetensors" and path.is_file():
+        info = info_from_metadata(read_metadata(path))
+        return StyleModelEntry(info.name or path.stem, path, "file", info)
+    raise InputError(
+        f"unknown style model {name_or_path!r}; installed: {', '.join(found) or 'none'}"
+    )
 
 
 def _reject(plugin: str, why: str) -> None:

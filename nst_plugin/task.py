@@ -181,7 +181,8 @@ class StyleTransferTask(Task):
     )
     inputs = (
         Port("content", "image", "the photo to repaint"),
-        Port("styles", "image", "one or more style images", multiple=True),
+        Port("styles", "image", "one or more style images (none for the fast method)",
+             required=False, multiple=True),
         Port("mask", "mask", "regions per style: (H, W) with one or two styles, or (S, H, W)",
              required=False),
         Port("init", "image", "start image for methods that iterate (init='image')",
@@ -189,6 +190,7 @@ class StyleTransferTask(Task):
     )  # fmt: skip
     outputs = (
         Port("image", "image", "the stylized image, at the output size, alpha restored"),
+        Port("reference", "image", "the style model's painting (fast method)", required=False),
         Port("history", "history", "per-step progress records (losses, size, time)",
              required=False),
     )  # fmt: skip
@@ -221,9 +223,22 @@ class StyleTransferTask(Task):
         spec = plugins.get_method(p["method"])
         device = resolve_device(p["device"])
         content_pic = resize_longer(inputs["content"], p["size"] or None)
-        styles = [s.rgb[None] for s in inputs["styles"]]
-        weights = normalized_weights(p["style_weights"] or [1.0] * len(styles), len(styles))
-        masks = _masks(inputs.get("mask"), len(styles), inputs["content"], content_pic)
+        styles = [s.rgb[None] for s in inputs.get("styles") or []]
+        extras = _style_model_paths(spec, p)
+        if spec.needs_styles:
+            if not styles:
+                raise InputError(f"method {spec.name!r} needs at least one style image")
+            regions = len(styles)
+            weights = normalized_weights(p["style_weights"] or [1.0] * regions, regions)
+        else:
+            if styles:
+                raise InputError(
+                    f"method {spec.name!r} paints its model's style and takes no style images"
+                )
+            regions, weights = len(extras), []
+        masks = _masks(inputs.get("mask"), regions, inputs["content"], content_pic)
+        if inputs.get("init") is not None:
+            extras["init_image"] = inputs["init"].rgb[None]
         history: list[dict[str, Any]] = []
 
         def progress(record: Any) -> None:
@@ -240,7 +255,7 @@ class StyleTransferTask(Task):
             params={k: v for k, v in p.items()},
             device=device,
             preview_every=p["preview_every"],
-            extras={} if inputs.get("init") is None else {"init_image": inputs["init"].rgb[None]},
+            extras=extras,
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(p["seed"])
@@ -249,7 +264,18 @@ class StyleTransferTask(Task):
         if out.shape[-2:] != (h, w):
             out = resize_to(Picture(out[0].float().cpu()), (h, w)).rgb[None]
         picture = Picture(out[0].detach().float().cpu().clamp(0, 1), content_pic.alpha)
-        return {"image": picture, "history": history}
+        return {"image": picture, "history": history, **request.outputs}
+
+
+def _style_model_paths(spec: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Each style-model parameter that is set, resolved to its file: `<name>_path`."""
+    from . import plugins
+
+    out = {}
+    for param in spec.params:
+        if param.choices_from == "style_models" and params.get(param.name):
+            out[f"{param.name}_path"] = plugins.get_style_model(params[param.name]).path
+    return out
 
 
 def _masks(mask: Any, count: int, original: Picture, working: Picture) -> torch.Tensor | None:

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_builtins_register_tasks_methods_and_encoders():
     assert "nst.style_transfer" in nst.list_tasks()
-    assert {"optimization", "adain"} <= set(nst.list_methods())
+    assert {"optimization", "adain", "fast"} <= set(nst.list_methods())
     assert "vgg19" in plugins.encoders()
     plugins.manager().check_pending()
 
@@ -27,7 +27,7 @@ def test_builtins_register_tasks_methods_and_encoders():
 def test_hooks_called_as_a_host_would():
     seen = []
     plugins.manager().hook.register_methods(register=seen.append)
-    assert {spec.name for spec in seen} >= {"optimization", "adain"}
+    assert {spec.name for spec in seen} >= {"optimization", "adain", "fast"}
 
 
 def test_three_lines_for_a_host(photo, art, random_decoder_file):
@@ -84,7 +84,7 @@ def test_plugin_registering_garbage_is_rejected(tmp_path, monkeypatch):
     monkeypatch.setenv(plugins.ENV_VAR, "garbage")
     plugins.reset()
     with pytest.warns(UserWarning, match="plugin 'garbage'.*not a MethodSpec"):
-        assert set(plugins.methods()) == {"optimization", "adain"}
+        assert set(plugins.methods()) == {"optimization", "adain", "fast"}
 
 
 def test_plugin_yaml_matches_the_code():

@@ -23,7 +23,7 @@ def test_bad_parameters_rejected_before_any_work():
 
 def test_wrong_port_types_and_missing_ports(photo, art):
     task = nst.create_task("nst.style_transfer", method="adain")
-    with pytest.raises(InputError, match="input 'styles' is required"):
+    with pytest.raises(InputError, match="method 'adain' needs at least one style image"):
         task.run({"content": photo, "styles": []})
     with pytest.raises(InputError, match="input 'content' expects image"):
         task.run({"content": photo.rgb, "styles": [art]})

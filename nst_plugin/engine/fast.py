@@ -56,8 +56,17 @@ def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> list[nn.Module]:
     return [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride)]
 
 
+class InstanceNorm(nn.InstanceNorm2d):
+    """Instance norm computed in fp32 whatever the autocast: in bf16 its variance of a nearly
+    flat channel rounds to garbage and training diverged to NaN (seen at step 500)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float()).to(x.dtype)
+
+
 def _norm(channels: int) -> nn.Module:
-    return nn.InstanceNorm2d(channels, affine=True)
+    return InstanceNorm(channels, affine=True)
 
 
 class ResidualBlock(nn.Module):

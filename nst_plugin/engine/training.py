@@ -164,14 +164,26 @@ class Trainer:
     def step(self) -> dict[str, float]:
         raise NotImplementedError
 
-    def _update(self, loss: torch.Tensor) -> None:
+    def _update(self, loss: torch.Tensor) -> bool:
+        """One optimizer step; False (and no step) when the gradients are not finite."""
         if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss became {float(loss)} at step {self.state.step}")
+            raise FloatingPointError(f"loss became {loss.item()} at step {self.state.step}")
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), float("inf"))
+        if not torch.isfinite(norm):
+            # one bad batch must not poison the weights (and with them every later checkpoint)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped = getattr(self, "skipped", 0) + 1
+            if self.skipped > 20:
+                raise FloatingPointError(
+                    f"gradients not finite 20 times, last at {self.state.step}"
+                )
+            return False
         self.optimizer.step()
+        return True
 
     def run(
         self,

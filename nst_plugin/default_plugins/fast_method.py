@@ -1,0 +1,103 @@
+"""The fast method as the task sees it: a named style model, strength, colour, two-model masks.
+
+The shipped presets are registered here through `register_style_models`, the same hook a
+third-party package uses to add its own (an entry point to a module that registers its files).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from ..engine import color, fast
+from ..engine.precision import autocast
+from ..engine.progress import Progress, ProgressCallback, StopCheck
+from ..engine.style_models import load_style_model
+from ..hookspecs import hookimpl
+from ..images import Picture, from_pil
+from ..methods import MethodSpec, StyleRequest
+from ..params import Param
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "weights" / "styles"
+SUFFIX = ".safetensors"
+
+PARAMS = (
+    Param("model", "choice", "starry_night",
+          "the style model: an installed one by name (`nst models` lists them) or a model file",
+          choices_from="style_models", path_suffix=SUFFIX),
+    Param("strength", "float", 1.0,
+          "blend with the photo in pixels: 0 returns the photo, 1 the full style",
+          min=0.0, max=1.0),
+    Param("second_model", "choice", "",
+          "with a mask: the model for the mask's white areas (the first paints the black)",
+          choices_from="style_models", path_suffix=SUFFIX),
+)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=8)
+def _model_on(path: str, mtime: float, device: str) -> tuple[torch.nn.Module, int, Picture]:
+    """Loaded once per process and device; reloaded only if the file changed."""
+    net, config, _, reference = load_style_model(path)
+    net = net.to(device, memory_format=torch.channels_last)
+    picture = from_pil(Image.open(io.BytesIO(reference)).convert("RGB")) if reference else None
+    return net, config.multiple, picture
+
+
+def model_on(path: Path, device: torch.device) -> tuple[torch.nn.Module, int, Picture | None]:
+    return _model_on(str(path.resolve()), path.stat().st_mtime, str(device))
+
+
+def run(request: StyleRequest, on_progress: ProgressCallback | None,
+        should_stop: StopCheck | None) -> torch.Tensor:  # fmt: skip
+    p, device = request.params, request.device
+    content = request.content
+    net, multiple, reference = model_on(request.extras["model_path"], device)
+    with autocast(device):
+        out = fast.stylize(net, content, multiple)
+    if request.masks is not None:
+        # one mask: where the style goes (the photo elsewhere); two: black, then white areas
+        other = content
+        if "second_model_path" in request.extras:
+            second, second_multiple, _ = model_on(request.extras["second_model_path"], device)
+            with autocast(device):
+                other = fast.stylize(second, content, second_multiple)
+        m = request.masks.sum(0) if len(request.masks) == 1 else request.masks[-1]
+        first = m if len(request.masks) == 1 else 1.0 - m
+        out = first[None, None] * out + (1.0 - first[None, None]) * other
+    if p["preserve_color"] == "luminance":
+        out = color.luminance_transfer(content, out)
+    elif p["preserve_color"] == "match":
+        out = color.match_color(out, content)
+    out = p["strength"] * out + (1.0 - p["strength"]) * content
+    if reference is not None:
+        request.outputs["reference"] = reference
+    if on_progress is not None:
+        w, h = content.shape[-1], content.shape[-2]
+        on_progress(Progress(step=1, total=1, size=(w, h), preview=out[0]))
+    return out
+
+
+SPEC = MethodSpec(
+    name="fast",
+    title="Fast (per-style network)",
+    description="a network trained for one painting (Johnson et al. 2016); the fastest",
+    params=PARAMS,
+    run=run,
+    needs_styles=False,
+)
+
+
+@hookimpl
+def register_methods(register: Callable) -> None:
+    register(SPEC)
+
+
+@hookimpl
+def register_style_models(register: Callable) -> None:
+    for path in sorted(PRESETS_DIR.glob(f"*{SUFFIX}")):
+        register(path)
