@@ -22,6 +22,8 @@ _EXPORTS = {
     "create_task": "nst_plugin.api",
     "list_tasks": "nst_plugin.api",
     "list_methods": "nst_plugin.api",
+    "list_style_models": "nst_plugin.api",
+    "style_model_reference": "nst_plugin.api",
     "Picture": "nst_plugin.images",
     "load_image": "nst_plugin.images",
     "save_image": "nst_plugin.images",

@@ -110,8 +110,8 @@ class Param:
             entry["min"] = self.min
         if self.max is not None:
             entry["max"] = self.max
-        if self.choices:
-            entry["choices"] = list(self.choices)
+        if self.type == "choice":
+            entry["choices"] = list(self.choices or ())
         if self.methods:
             entry["methods"] = list(self.methods)
         if self.path_suffix:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import math
 import os
+import sys
 import textwrap
 from pathlib import Path
 
@@ -12,9 +14,11 @@ import pytest
 import torch
 
 from nst_plugin import plugins
+from nst_plugin.engine import fast
 from nst_plugin.engine.adain import make_decoder
 from nst_plugin.engine.checkpoints import save_checkpoint
-from nst_plugin.images import Picture
+from nst_plugin.engine.style_models import StyleModelInfo, save_style_model
+from nst_plugin.images import Picture, to_pil
 
 # Ikomia lives in its own venv (`make ikomia-test`); elsewhere its real-workflow tests are not
 # collected at all, unless that venv's run asks for them (a missing Ikomia then fails loudly).
@@ -103,3 +107,44 @@ def third_party_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv(plugins.ENV_VAR, "invert")
     plugins.reset()
     return tmp_path
+
+
+def _model(path: Path, name: str, seed: int) -> Path:
+    torch.manual_seed(seed)
+    config = fast.NetConfig(width=4, blocks=1)
+    painting = Picture(torch.rand(3, 16, 16))
+    buf = io.BytesIO()
+    to_pil(painting).save(buf, format="JPEG")
+    info = StyleModelInfo(name, title=name.title(), artist="A. Painter", year="1900",
+                          licence="CC0", state={"images_seen": 1234})  # fmt: skip
+    save_style_model(path, fast.make_net(config), config, info, buf.getvalue())
+    return path
+
+
+@pytest.fixture
+def style_model_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A third-party package shipping two tiny style models (dots, waves) by entry point alone."""
+    pkg = tmp_path / "nst_more_styles"
+    pkg.mkdir()
+    _model(pkg / "dots.safetensors", "dots", 1)
+    _model(pkg / "waves.safetensors", "waves", 2)
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent("""
+        from pathlib import Path
+        import nst_plugin as nst
+
+        @nst.hookimpl
+        def register_style_models(register):
+            for path in sorted(Path(__file__).parent.glob("*.safetensors")):
+                register(path)
+    """)
+    )
+    dist = tmp_path / "nst_more_styles-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: nst-more-styles\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[nst_plugin]\nmore_styles = nst_more_styles\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "nst_more_styles", raising=False)  # an earlier test's copy
+    monkeypatch.setenv(plugins.ENV_VAR, "more_styles")
+    plugins.reset()
+    return pkg

@@ -2,65 +2,17 @@
 
 from __future__ import annotations
 
-import io
-import sys
-import textwrap
-from pathlib import Path
-
 import pytest
 import torch
 
 import nst_plugin as nst
 from nst_plugin import plugins
 from nst_plugin.cli import main
-from nst_plugin.engine import fast
 from nst_plugin.engine.errors import InputError
-from nst_plugin.engine.style_models import StyleModelInfo, save_style_model
 from nst_plugin.images import Picture, from_pil, to_pil
 
 
-def _model(path: Path, name: str, seed: int) -> Path:
-    torch.manual_seed(seed)
-    config = fast.NetConfig(width=4, blocks=1)
-    painting = Picture(torch.rand(3, 16, 16))
-    buf = io.BytesIO()
-    to_pil(painting).save(buf, format="JPEG")
-    info = StyleModelInfo(name, title=name.title(), artist="A. Painter", year="1900",
-                          licence="CC0", state={"images_seen": 1234})  # fmt: skip
-    save_style_model(path, fast.make_net(config), config, info, buf.getvalue())
-    return path
-
-
-@pytest.fixture
-def model_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A third-party package that ships two style models through an entry point alone."""
-    pkg = tmp_path / "nst_more_styles"
-    pkg.mkdir()
-    _model(pkg / "dots.safetensors", "dots", 1)
-    _model(pkg / "waves.safetensors", "waves", 2)
-    (pkg / "__init__.py").write_text(
-        textwrap.dedent("""
-        from pathlib import Path
-        import nst_plugin as nst
-
-        @nst.hookimpl
-        def register_style_models(register):
-            for path in sorted(Path(__file__).parent.glob("*.safetensors")):
-                register(path)
-    """)
-    )
-    dist = tmp_path / "nst_more_styles-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: nst-more-styles\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[nst_plugin]\nmore_styles = nst_more_styles\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "nst_more_styles", raising=False)  # an earlier test's copy
-    monkeypatch.setenv(plugins.ENV_VAR, "more_styles")
-    plugins.reset()
-    return pkg
-
-
-def test_models_from_an_entry_point_are_listed_and_offered_as_choices(model_package, capsys):
+def test_models_from_an_entry_point_are_listed_and_offered_as_choices(style_model_package, capsys):
     assert {"dots", "waves"} <= set(plugins.style_models())
     param = next(p for p in nst.create_task("nst.style_transfer").schema() if p.name == "model")
     assert {"dots", "waves"} <= set(param.choices)
@@ -69,7 +21,7 @@ def test_models_from_an_entry_point_are_listed_and_offered_as_choices(model_pack
     assert "dots: A. Painter, 1900" in out and "licence: CC0" in out and "1,234" in out
 
 
-def test_fast_keeps_odd_sizes_and_returns_the_reference(model_package, photo):
+def test_fast_keeps_odd_sizes_and_returns_the_reference(style_model_package, photo):
     task = nst.create_task("nst.style_transfer", method="fast", model="dots", size=0)
     odd = Picture(photo.rgb[:, :37, :51])
     result = task.run({"content": odd})
@@ -77,14 +29,14 @@ def test_fast_keeps_odd_sizes_and_returns_the_reference(model_package, photo):
     assert result["reference"].size == (16, 16)
 
 
-def test_strength_zero_returns_the_photo_and_a_path_works(model_package, photo):
-    path = str(model_package / "waves.safetensors")
+def test_strength_zero_returns_the_photo_and_a_path_works(style_model_package, photo):
+    path = str(style_model_package / "waves.safetensors")
     task = nst.create_task("nst.style_transfer", method="fast", model=path, strength=0.0, size=0)
     out = task.run({"content": photo})["image"]
     assert torch.allclose(out.rgb, photo.rgb, atol=1e-6)
 
 
-def test_a_mask_splits_the_photo_between_two_models(model_package, photo):
+def test_a_mask_splits_the_photo_between_two_models(style_model_package, photo):
     h, w = photo.rgb.shape[-2:]
     mask = torch.zeros(h, w)
     mask[:, w // 2 :] = 1.0
@@ -97,7 +49,7 @@ def test_a_mask_splits_the_photo_between_two_models(model_package, photo):
     assert torch.allclose(out[..., w // 2 :], waves["image"].rgb[..., w // 2 :], atol=1e-5)
 
 
-def test_bad_models_and_style_images_get_one_line_errors(model_package, photo, art, tmp_path):
+def test_bad_models_and_style_images_get_one_line_errors(style_model_package, photo, art, tmp_path):
     with pytest.raises(InputError, match="'model' must be one of 'dots', 'waves'"):
         nst.create_task("nst.style_transfer", method="fast", model="nope")
     with pytest.raises(InputError, match="file not found"):
@@ -111,7 +63,7 @@ def test_bad_models_and_style_images_get_one_line_errors(model_package, photo, a
         nst.create_task("nst.style_transfer", method="fast", model=str(bad)).run({"content": photo})
 
 
-def test_cli_stylizes_with_a_model_and_no_style_file(model_package, tmp_path, photo):
+def test_cli_stylizes_with_a_model_and_no_style_file(style_model_package, tmp_path, photo):
     src = tmp_path / "photo.png"
     to_pil(photo).save(src)
     out = tmp_path / "out.png"
@@ -123,8 +75,8 @@ def test_cli_stylizes_with_a_model_and_no_style_file(model_package, tmp_path, ph
     assert from_pil(Image.open(out)).size == photo.size
 
 
-def test_a_broken_third_party_model_is_reported_not_fatal(model_package):
-    (model_package / "broken.safetensors").write_bytes(b"garbage")
+def test_a_broken_third_party_model_is_reported_not_fatal(style_model_package):
+    (style_model_package / "broken.safetensors").write_bytes(b"garbage")
     plugins.reset()
     with pytest.warns(UserWarning, match="broken.safetensors"):
         names = set(plugins.style_models())

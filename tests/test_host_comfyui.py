@@ -213,13 +213,15 @@ def stylize(node_cls: type, **inputs: Any) -> torch.Tensor:
 def test_folder_loads_like_comfyui_and_follows_its_conventions(nodes: dict[str, type]) -> None:
     module = load_custom_node(FOLDER, "some_other_folder_name")
     assert set(module.NODE_DISPLAY_NAME_MAPPINGS) == set(module.NODE_CLASS_MAPPINGS)
-    assert set(nodes) == {"NSTStyleTransfer_optimization", "NSTStyleTransfer_adain"}
+    assert set(nodes) == {f"NSTStyleTransfer_{m}" for m in ("optimization", "adain", "fast")}
     for cls in nodes.values():
         spec = cls.INPUT_TYPES()
         assert set(spec) == {"required", "optional"}
-        assert spec["required"]["content"][0] == "IMAGE" and spec["required"]["style"][0] == "IMAGE"
+        assert spec["required"]["content"][0] == "IMAGE"
+        assert ("style" in spec["required"]) == (cls.METHOD != "fast")
         assert spec["optional"]["mask"][0] == "MASK"
-        assert cls.RETURN_TYPES == ("IMAGE",) and isinstance(cls.CATEGORY, str)
+        outputs = ("IMAGE",) if cls.METHOD != "fast" else ("IMAGE", "IMAGE")
+        assert cls.RETURN_TYPES == outputs and isinstance(cls.CATEGORY, str)
         assert callable(getattr(cls, cls.FUNCTION)) and cls.OUTPUT_NODE is False
         json.dumps(spec)  # what /object_info serves: plain JSON, finite numbers
         for name, entry in {**spec["required"], **spec["optional"]}.items():
@@ -280,6 +282,18 @@ def test_content_batch_gives_an_output_batch(nodes: dict[str, type]) -> None:
                   style=bhwc(make_image(20, 20, "art")), **TINY_OPT)  # fmt: skip
     assert out.shape == (2, 24, 32, 3)
     assert not torch.allclose(out[0], out[1])  # each content image stylized on its own
+
+
+def test_fast_node_offers_the_models_and_returns_the_painting(style_model_package: Path) -> None:
+    nodes = load_custom_node(FOLDER, "nst_style_transfer").NODE_CLASS_MAPPINGS
+    cls = nodes["NSTStyleTransfer_fast"]
+    combo = cls.INPUT_TYPES()["optional"]["model"]
+    assert {"dots", "waves"} <= set(combo[0])
+    assert cls.VALIDATE_INPUTS(model="nope") != True  # noqa: E712 (ComfyUI reads a string)
+    with torch.inference_mode():
+        image, reference = cls().stylize(content=bhwc(make_image(24, 33, "photo")), model="waves",
+                                         size=0)  # fmt: skip
+    assert image.shape == (1, 24, 33, 3) and reference.shape == (1, 16, 16, 3)
 
 
 def test_masks_and_two_style_inputs(nodes: dict[str, type], random_decoder_file: Path) -> None:

@@ -116,6 +116,7 @@ class StyleTransferNode:
     """Base of the generated nodes; `METHOD` is set per subclass."""
 
     METHOD: str = ""
+    NEEDS_STYLES = True  # False for methods that carry their style (fast: a model combo instead)
     DESCRIPTION = ""
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("image",)
@@ -135,14 +136,18 @@ class StyleTransferNode:
         parameter was added still validates (a missing one takes the schema's default)."""
         required = {
             "content": ("IMAGE", {"tooltip": "photos to repaint; every image of the batch"}),
-            "style": ("IMAGE", {"tooltip": "style images; every image of the batch is a style"}),
         }
         optional: dict[str, tuple[Any, ...]] = {p["name"]: widget(p) for p in cls.params()}
-        optional.update({
-            "style_2": ("IMAGE", {"tooltip": "more style images, of any size"}),
-            "mask": ("MASK", {"tooltip": "regions per style: one mask for one or two styles "
-                              "(0: first, 1: second), or one mask per style"}),
-        })  # fmt: skip
+        if cls.NEEDS_STYLES:
+            required["style"] = (
+                "IMAGE",
+                {"tooltip": "style images; every image of the batch is a style"},
+            )
+            optional["style_2"] = ("IMAGE", {"tooltip": "more style images, of any size"})
+            regions = "one mask for one or two styles (0: first, 1: second), or one per style"
+        else:
+            regions = "where the style goes; with second_model, 0: model, 1: second_model"
+        optional["mask"] = ("MASK", {"tooltip": f"regions: {regions}"})  # fmt: skip
         return {"required": required, "optional": optional}
 
     @classmethod
@@ -162,11 +167,11 @@ class StyleTransferNode:
     def stylize(
         self,
         content: torch.Tensor,
-        style: torch.Tensor,
+        style: torch.Tensor | None = None,
         style_2: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         **widgets: Any,
-    ) -> tuple[torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         """Stylize every image of the content batch with all the styles; a batch comes back."""
         mm, cu = _comfy()
         # ComfyUI runs nodes under inference_mode; optimization needs autograd, and tensors made
@@ -177,13 +182,14 @@ class StyleTransferNode:
             except NSTError as exc:
                 raise StyleTransferError(str(exc)) from None
             contents = _to_pictures(_plain(content), "content")
-            styles = _to_pictures(_plain(style), "style")
+            styles = [] if style is None else _to_pictures(_plain(style), "style")
             if style_2 is not None:
                 styles += _to_pictures(_plain(style_2), "style_2")
-            masks = _mask(None if mask is None else _plain(mask), len(styles))
+            regions = len(styles) if self.NEEDS_STYLES else 1 + bool(widgets.get("second_model"))
+            masks = _mask(None if mask is None else _plain(mask), regions)
             report = _reporter(cu, len(contents))
             should_stop: Callable[[], bool] | None = mm.processing_interrupted if mm else None
-            out = []
+            out, reference = [], None
             for i, picture in enumerate(contents):
                 inputs = {"content": picture, "styles": styles, "mask": masks}
                 try:
@@ -197,7 +203,10 @@ class StyleTransferNode:
                     where = f" (content image {i + 1} of {len(contents)})"
                     raise StyleTransferError(f"{exc}{where if len(contents) > 1 else ''}") from None
                 out.append(result["image"])
-        return (to_bhwc(out),)
+                reference = result.get("reference", reference)
+        if self.NEEDS_STYLES:
+            return (to_bhwc(out),)
+        return to_bhwc(out), to_bhwc([reference] if reference else [Picture(torch.zeros(3, 8, 8))])
 
 
 def _plain(t: Any) -> Any:
@@ -228,9 +237,14 @@ def node_class_mappings() -> tuple[dict[str, type], dict[str, str]]:
     names: dict[str, str] = {}
     for method in method_param["choices"]:
         key = "NSTStyleTransfer_" + re.sub(r"\W", "_", method)
-        text = descriptions.get(method, "")
+        text, needs = descriptions[method]["description"], descriptions[method]["needs_styles"]
+        outputs = (
+            {}
+            if needs
+            else {"RETURN_TYPES": ("IMAGE", "IMAGE"), "RETURN_NAMES": ("image", "reference")}
+        )
         classes[key] = type(key, (StyleTransferNode,), {
-            "METHOD": method, "DESCRIPTION": text,
+            "METHOD": method, "NEEDS_STYLES": needs, "DESCRIPTION": text, **outputs,
             "__doc__": f"Neural style transfer by {method}: {text}"})  # fmt: skip
         names[key] = f"Neural Style Transfer ({method})"
     return classes, names

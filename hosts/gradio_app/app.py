@@ -354,7 +354,7 @@ def build_app(
                     choices=[(m, m) for m in methods],
                     value=values["method"],
                     label="Method",
-                    info="; ".join(f"{m}: {descriptions.get(m, '')}" for m in methods),
+                    info="; ".join(f"{m}: {descriptions[m]['description']}" for m in methods),
                     elem_id="method",
                 )
                 with gr.Row():

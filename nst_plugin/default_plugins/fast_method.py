@@ -17,7 +17,7 @@ from PIL import Image
 from ..engine import color, fast
 from ..engine.precision import autocast
 from ..engine.progress import Progress, ProgressCallback, StopCheck
-from ..engine.style_models import load_style_model
+from ..engine.style_models import load_style_model, read_style_model
 from ..hookspecs import hookimpl
 from ..images import Picture, from_pil
 from ..methods import MethodSpec, StyleRequest
@@ -46,6 +46,20 @@ def _model_on(path: str, mtime: float, device: str) -> tuple[torch.nn.Module, in
     net = net.to(device, memory_format=torch.channels_last)
     picture = from_pil(Image.open(io.BytesIO(reference)).convert("RGB")) if reference else None
     return net, config.multiple, picture
+
+
+@functools.lru_cache(maxsize=32)
+def _reference(path: str, mtime: float) -> Picture | None:
+    tensors, _ = read_style_model(path)
+    if "reference" not in tensors:
+        return None
+    data = tensors["reference"].numpy().tobytes()
+    return from_pil(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def reference_of(path: Path) -> Picture | None:
+    """The painting inside a model file (hash-checked), cached per file version."""
+    return _reference(str(path.resolve()), path.stat().st_mtime)
 
 
 def model_on(path: Path, device: torch.device) -> tuple[torch.nn.Module, int, Picture | None]:
