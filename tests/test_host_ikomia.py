@@ -53,6 +53,18 @@ def test_added_like_ikomias_own_style_transfer(photo: np.ndarray, art_file: Path
     assert task.get_parameters()["iterations"] == "2"  # Ikomia's strings
 
 
+def test_a_named_model_like_ikomias_model_name(
+    photo: np.ndarray, style_model_package: Path
+) -> None:
+    """`model_name=` as with Ikomia's own task: no style input, output 1 the painting."""
+    wf = Workflow()
+    task = wf.add_task(nst_style_transfer(model_name="waves", size=0), auto_connect=True)
+    wf.run_on(array=photo)
+    assert output(task).shape == photo.shape
+    reference = task.get_output(1)
+    assert reference.is_data_available() and reference.get_image().shape == (16, 16, 3)
+
+
 def test_registered_by_name_with_string_params(
     photo: np.ndarray, art_file: Path, random_decoder_file: Path, tmp_path: Path
 ) -> None:

@@ -85,3 +85,13 @@ def test_styles_from_inputs_win_over_paths(tmp_path: Path) -> None:
     arr = np.zeros((6, 6, 3), np.uint8)
     from_input = translate.style_pictures([arr], [str(tmp_path / "a.png")])
     assert len(from_input) == 1 and torch.all(from_input[0].rgb == 0)
+
+
+def test_model_name_is_ikomias_name_for_a_fast_model() -> None:
+    assert translate.from_ikomia_names({"model_name": "the_wave"}) == {
+        "model": "the_wave",
+        "method": "fast",
+    }
+    given = translate.from_ikomia_names({"model_name": "udnie", "method": "fast", "size": "64"})
+    assert given == {"model": "udnie", "method": "fast", "size": "64"}
+    assert translate.needs_styles("adain") and not translate.needs_styles("fast")

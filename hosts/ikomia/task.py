@@ -8,10 +8,13 @@ Ikomia's registry.
 
 Ports: input 0 the content image (what `auto_connect` links to the workflow's input), input 1 a
 style image (optional: the `style` parameter names style files instead), input 2 a mask (optional,
-binary image); output 0 the stylized image, RGB uint8. Parameters are Ikomia's string map, made
-from the task's schema (`translate.py`), so a new parameter or a third-party method appears here
-without editing this file. The task is built once per parameter change, and models stay cached
-per process, so a workflow run on a folder does not reload them for every image.
+binary image); output 0 the stylized image, RGB uint8; output 1 the style's reference image (the
+model's painting with `method="fast"`, as Ikomia's own task gives, else the first style image).
+`model_name="starry_night"` is Ikomia's own name for a named model: method fast, that model.
+Parameters are Ikomia's string map, made from the task's schema (`translate.py`), so a new
+parameter or a third-party method appears here without editing this file. The task is built once
+per parameter change, and models stay cached per process, so a workflow run on a folder does not
+reload them for every image.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class StyleTransferParam(core.CWorkflowTaskParam):
         self.values = translate.default_strings()
 
     def set_values(self, params: dict[str, str]) -> None:
+        params = translate.from_ikomia_names(params)
         self.values.update({k: str(v) for k, v in params.items()})
 
     def get_values(self) -> dict[str, str]:
@@ -47,7 +51,8 @@ class StyleTransferParam(core.CWorkflowTaskParam):
 
 
 class StyleTransferTask(core.CWorkflowTask):
-    """Content (input 0) + style (input 1 or parameter) [+ mask (input 2)] -> image (output 0)."""
+    """Content (input 0) + style (input 1, a parameter, or a model) [+ mask (input 2)] ->
+    image (output 0) + the style's reference (output 1)."""
 
     def __init__(self, name: str = NAME, param: StyleTransferParam | None = None) -> None:
         core.CWorkflowTask.__init__(self, name)
@@ -55,6 +60,7 @@ class StyleTransferTask(core.CWorkflowTask):
         self.add_input(dataprocess.CImageIO(core.IODataType.IMAGE))
         self.add_input(dataprocess.CImageIO(core.IODataType.IMAGE))  # binary masks connect too
         self.add_output(dataprocess.CImageIO(core.IODataType.IMAGE))
+        self.add_output(dataprocess.CImageIO(core.IODataType.IMAGE))  # the style's reference
         self.set_param_object(StyleTransferParam() if param is None else copy.deepcopy(param))
         self._stop = threading.Event()
         self._steps_added = False
@@ -81,9 +87,10 @@ class StyleTransferTask(core.CWorkflowTask):
             params, paths = translate.split_params(self.get_param_object().get_values())
             task = api.create_task(translate.TASK_ID, **params)
             inputs: dict[str, Any] = {
-                "content": translate.array_to_picture(_image(self, 0), "content"),
-                "styles": translate.style_pictures([_image(self, 1)], paths),
+                "content": translate.array_to_picture(_image(self, 0), "content")
             }
+            if translate.needs_styles(task.params["method"]):
+                inputs["styles"] = translate.style_pictures([_image(self, 1)], paths)
             mask = translate.array_to_mask(_image(self, 2))
             if mask is not None:
                 inputs["mask"] = mask
@@ -94,6 +101,9 @@ class StyleTransferTask(core.CWorkflowTask):
         except NSTError as exc:
             raise StyleTransferError(f"{NAME}: {exc}") from None
         self.get_output(0).set_image(translate.picture_to_array(result["image"]))
+        reference = result.get("reference") or (inputs.get("styles") or [None])[0]
+        if reference is not None:
+            self.get_output(1).set_image(translate.picture_to_array(reference))
         self.end_task_run()
 
 
@@ -145,6 +155,7 @@ def nst_style_transfer(**params: Any) -> StyleTransferTask:
     Values may be typed or strings. They are checked now, so a typo fails here, in Python, not
     later inside the workflow run.
     """
+    params = translate.from_ikomia_names(params)
     strings = {k: translate.to_string(v) for k, v in params.items()}
     # Unknown names, values out of range and a parameter of another method fail here by name.
     api.create_task(translate.TASK_ID,

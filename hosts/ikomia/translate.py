@@ -22,6 +22,9 @@ TASK_ID = "nst.style_transfer"
 # (as Ikomia's own style-transfer task takes a model name). Style image inputs take precedence.
 STYLE_PARAM = "style"
 STYLE_SEPARATOR = ";"
+# Ikomia's own style-transfer task names its model `model_name`; ours takes that name too: it is
+# the task's `model`, and given without a method it means method "fast".
+MODEL_PARAM = "model_name"
 
 
 def schema() -> list[dict[str, Any]]:
@@ -43,6 +46,19 @@ def default_strings() -> dict[str, str]:
     """Every parameter of every method, with its default, plus the style path: the task's map."""
     values = {p["name"]: to_string(p["default"]) for p in schema()}
     return {**values, STYLE_PARAM: ""}
+
+
+def from_ikomia_names(params: Mapping[str, Any]) -> dict[str, Any]:
+    """`model_name=X` as Ikomia users write it: the task's `model`, method fast unless given."""
+    out = dict(params)
+    if MODEL_PARAM in out:
+        out["model"] = out.pop(MODEL_PARAM)
+        out.setdefault("method", "fast")
+    return out
+
+
+def needs_styles(method: str) -> bool:
+    return api.list_methods()[method]["needs_styles"] if method in api.list_methods() else True
 
 
 def split_params(values: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
