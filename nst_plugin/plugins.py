@@ -156,8 +156,10 @@ def _bound(param: Param, method: str) -> Param:
         param = dataclasses.replace(param, methods=(method,))
     if param.choices_from == "style_models":
         names = tuple(style_models())
+        optional = param.default == "" or not names  # "" stands for none
         default = param.default if param.default in names else (names[0] if names else "")
-        param = dataclasses.replace(param, choices=names, default=default)
+        choices = ("", *names) if optional else names
+        param = dataclasses.replace(param, choices=choices, default="" if optional else default)
     return param
 
 

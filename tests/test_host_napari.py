@@ -168,13 +168,13 @@ def test_widget_controls_are_the_schema_and_follow_the_method(qapp: QApplication
     viewer, widget = make_widget(qapp)
     names = [p["name"] for p in api.list_tasks()["nst.style_transfer"]["params"]]
     assert list(widget.controls) == names
-    assert widget.controls["method"].choices == ("optimization", "adain")
+    assert widget.controls["method"].choices == ("optimization", "adain", "fast")
     widget.controls["method"].value = "adain"
     assert widget.controls["alpha"].native.isHidden() is False
     assert widget.controls["iterations"].native.isHidden() is True
     assert set(widget.params()) == {n for n in names if n not in {"iterations", "optimizer",
         "learning_rate", "content_weight", "style_weight", "tv_weight", "init", "scales",
-        "style_scale", "pooling"}}  # fmt: skip
+        "style_scale", "pooling", "model", "strength", "second_model"}}  # fmt: skip
 
 
 def test_widget_runs_grey_float_content_and_leaves_inputs_alone(
@@ -211,6 +211,23 @@ def test_widget_adain_uint8_rgb_with_style_file(
     result = viewer.layers["photo (adain)"]
     assert result.data.dtype == np.uint8 and result.data.shape == (12, 16, 3)
     assert list(result.scale) == [2.0, 2.0]  # drawn over the 24x32 photo
+
+
+def test_fast_picks_a_model_with_painting_thumbnails_and_needs_no_style(
+    style_model_package: Path, qapp: QApplication
+) -> None:
+    viewer, widget = make_widget(qapp, method="fast", size=0)
+    picker = widget.controls["model"]
+    assert {"dots", "waves"} <= set(picker.choices)
+    box = picker.native
+    index = box.findText("waves")
+    assert not box.itemIcon(index).isNull() and "A. Painter" in box.itemData(index, 3)
+    assert widget.style.native.isHidden() and widget.style_file.native.isHidden()
+    picker.value = "waves"
+    widget.content.value = viewer.add_image(rgb8(24, 33), name="photo", rgb=True)
+    assert widget.run() is not None
+    wait(widget, qapp)
+    assert viewer.layers["photo (fast)"].data.shape == (24, 33, 3)
 
 
 def test_third_party_method_appears_in_the_widget(

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -38,7 +39,7 @@ from superqt.utils import ensure_main_thread
 
 from hosts.napari._convert import layer_to_mask, layer_to_picture, result_layer_data, style_picture
 from nst_plugin import Cancelled, NSTError, Progress, api
-from nst_plugin.images import Picture
+from nst_plugin.images import Picture, resize_longer, to_numpy
 
 TASK_ID = "nst.style_transfer"
 
@@ -133,6 +134,11 @@ class StyleTransferWidget(Container):
         self._finished = True
         self._outcome: tuple[str, Any] | None = None
         self._pbar: progress | None = None
+        self._needs_styles = {m: v["needs_styles"] for m, v in api.list_methods().items()}
+        if "model" in self.controls:
+            _add_thumbnails(self.controls["model"])
+        if "second_model" in self.controls:
+            _add_thumbnails(self.controls["second_model"])
         self._show_for_method(self.controls["method"].value)
 
     # -- layers and controls ------------------------------------------------------------------
@@ -156,6 +162,7 @@ class StyleTransferWidget(Container):
         for name, control in self.controls.items():
             methods = self.schema[name].get("methods")
             control.visible = not methods or method in methods
+        self.style.visible = self.style_file.visible = self._needs_styles.get(method, True)
 
     def params(self) -> dict[str, Any]:
         """The chosen method and the values of the controls that apply to it, as typed."""
@@ -178,9 +185,10 @@ class StyleTransferWidget(Container):
             params = self.params()
             content = self.content.value
             inputs: dict[str, Any] = {"content": layer_to_picture(content, "content")}
-            if self.style.value is None and self._style_path() is None:
-                raise NSTError("choose a style layer or a style file")
-            inputs["styles"] = [style_picture(self.style.value, self._style_path())]
+            if self._needs_styles.get(params["method"], True):
+                if self.style.value is None and self._style_path() is None:
+                    raise NSTError("choose a style layer or a style file")
+                inputs["styles"] = [style_picture(self.style.value, self._style_path())]
             mask = layer_to_mask(self.mask.value)
             if mask is not None:
                 inputs["mask"] = mask
@@ -262,6 +270,31 @@ class StyleTransferWidget(Container):
         self.last_message = message
         self.status.value = message
         (show_error if error else show_info)(message[:1].upper() + message[1:])
+
+
+THUMBNAIL = 48  # px, the longer side of a painting in the model picker
+
+
+def _add_thumbnails(combo: ComboBox) -> None:
+    """Each style model's painting as the icon of its entry in the picker (Qt's own combo)."""
+    from qtpy.QtCore import QSize
+    from qtpy.QtGui import QIcon, QImage, QPixmap
+
+    box = combo.native
+    box.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
+    for i in range(box.count()):
+        name = box.itemText(i)
+        if not name or name not in api.list_style_models():
+            continue
+        picture = api.style_model_reference(name)
+        if picture is None:
+            continue
+        small = resize_longer(picture, THUMBNAIL)
+        rgb = np.ascontiguousarray(to_numpy(Picture(small.rgb)))
+        h, w = rgb.shape[:2]
+        image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+        box.setItemIcon(i, QIcon(QPixmap.fromImage(image)))
+        box.setItemData(i, api.list_style_models()[name]["summary"], 3)  # 3: Qt.ToolTipRole
 
 
 def _as_picture(image: Any) -> Picture | None:

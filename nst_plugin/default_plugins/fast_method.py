@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from ..engine import color, fast
+from ..engine.errors import InputError
 from ..engine.precision import autocast
 from ..engine.progress import Progress, ProgressCallback, StopCheck
 from ..engine.style_models import load_style_model, read_style_model
@@ -70,6 +71,8 @@ def run(request: StyleRequest, on_progress: ProgressCallback | None,
         should_stop: StopCheck | None) -> torch.Tensor:  # fmt: skip
     p, device = request.params, request.device
     content = request.content
+    if "model_path" not in request.extras:
+        raise InputError("choose a style model (`nst models` lists the installed ones)")
     net, multiple, reference = model_on(request.extras["model_path"], device)
     with autocast(device):
         out = fast.stylize(net, content, multiple)
