@@ -122,6 +122,26 @@ def test_a_third_party_method_appears_without_editing_the_app(third_party_plugin
     assert "invert_strength" in app.nst_inputs
 
 
+def test_fast_picks_a_model_from_its_painting_and_needs_no_style(
+    style_model_package: Path, images: dict[str, Path]
+) -> None:
+    app = build_app(limits=LIMITS, defaults={"size": 48})
+    props = {c["props"].get("elem_id"): c["props"] for c in app.config["components"]}
+    captions = [item["caption"] for item in props["models"]["value"]]
+    assert any("Dots" in c and "A. Painter" in c for c in captions)
+    url = serve(app)
+    try:
+        client = Client(url, verbose=False)
+        result, status, _, gallery = client.predict(
+            **call(images, styles=(), method="fast", model="waves"), api_name="/stylize"
+        )
+        with Image.open(result) as img:
+            assert max(img.size) == 48
+        assert "Done." in status and "fast" in gallery[0]["caption"]
+    finally:
+        app.close()
+
+
 def test_queue_and_concurrency_limit(served: tuple[gr.Blocks, str]) -> None:
     app, _ = served
     fn = next(f for f in app.fns.values() if f.api_name == "stylize")

@@ -357,6 +357,14 @@ def build_app(
                     info="; ".join(f"{m}: {descriptions[m]['description']}" for m in methods),
                     elem_id="method",
                 )
+                needs_styles = {m: descriptions[m]["needs_styles"] for m in methods}
+                models = _model_thumbnails() if "model" in schema else []
+                picker = gr.Gallery(
+                    value=[(pic, caption) for _, pic, caption in models], label="Style models",
+                    columns=6, height="auto", allow_preview=False, object_fit="cover",
+                    visible=bool(models) and not needs_styles.get(values["method"], True),
+                    elem_id="models",
+                )  # fmt: skip
                 with gr.Row():
                     run_btn = gr.Button("Stylize", variant="primary", elem_id="run")
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -391,15 +399,30 @@ def build_app(
                                      fit_columns=False, elem_id="gallery")  # fmt: skip
 
         def show_for_method(chosen: str) -> list[Any]:
-            """Per-method controls: shown when Param.methods names the chosen method."""
+            """Per-method controls: shown when Param.methods names the chosen method; style
+            slots for methods that take style images, the model picker for those that do not."""
             updates = [gr.update(visible=m == chosen) for m in method_groups]
             for name in controls:
                 applies = not schema[name].get("methods") or chosen in schema[name]["methods"]
                 updates.append(gr.update(visible=applies))
+            takes = needs_styles.get(chosen, True)
+            updates += [gr.update(visible=takes) for _ in [*style_images, *style_weights]]
+            updates.append(gr.update(visible=bool(models) and not takes))
             return updates
 
-        method.change(show_for_method, method, [*method_groups.values(), *controls.values()],
+        method.change(show_for_method, method,
+                      [*method_groups.values(), *controls.values(), *style_images,
+                       *style_weights, picker],
                       queue=False, api_visibility="private")  # fmt: skip
+
+        if "model" in controls:
+
+            def pick_model(event: gr.SelectData) -> Any:
+                """A click on a painting chooses its model."""
+                return gr.update(value=models[event.index][0])
+
+            picker.select(pick_model, None, controls["model"], queue=False,
+                          api_visibility="private")  # fmt: skip
 
         slots = range(1, MAX_STYLES + 1)
         input_names = ["content", *[f"style_{i}" for i in slots], *[f"weight_{i}" for i in slots],
@@ -428,7 +451,9 @@ def build_app(
                 if pic is not None:
                     styles.append(pic)
                     weights.append(float(named[f"weight_{i + 1}"] or 0.0))
-            if not styles:
+            if not needs_styles.get(chosen, True):
+                styles, weights = [], []
+            elif not styles:
                 raise gr.Error("Please add at least one style image.")
             if "style_weights" in schema and len(styles) > 1:
                 if sum(weights) <= 0:
@@ -444,7 +469,8 @@ def build_app(
                 task = api.create_task(TASK_ID, **params)
             except NSTError as exc:
                 raise gr.Error(str(exc)) from None
-            job = _Job(task, {"content": content_pic, "styles": styles}, limits.time_limit)
+            inputs = {"content": content_pic, **({"styles": styles} if styles else {})}
+            job = _Job(task, inputs, limits.time_limit)
             session = request.session_hash or "anonymous"
             sessions.add(session, job)
             job.thread.start()
@@ -501,6 +527,20 @@ def _examples(
         rows, labels = rows[2:], labels[2:]
     gr.Examples(examples=rows, example_labels=labels, label="Examples",
                 inputs=[content, styles[0], styles[1], method])  # fmt: skip
+
+
+def _model_thumbnails(side: int = 160) -> list[tuple[str, PILImage.Image, str]]:
+    """(name, painting, caption) for each installed style model, for the picker."""
+    out = []
+    for name, info in api.list_style_models().items():
+        picture = api.style_model_reference(name)
+        if picture is None:
+            continue
+        image = to_pil(picture)
+        image.thumbnail((side, side))
+        caption = info["title"] + (f" · {info['summary']}" if info["summary"] else "")
+        out.append((name, image, caption))
+    return out
 
 
 def _signature(names: list[str]) -> inspect.Signature:
