@@ -291,3 +291,28 @@ def test_ctrl_c_stops_the_batch_and_keeps_finished_items(ws, monkeypatch):
     assert [r.item.stem for r in summary.results] == ["a"]
     assert sorted(mtimes(ws / "out")) == ["a_adain.png", "sheets/a.jpg"]
     assert "2 not run" in summary.text()
+
+
+def test_fast_method_with_a_named_model_and_its_painting(ws: Path, style_model_package: Path):
+    (ws / "fast.yaml").write_text(
+        textwrap.dedent("""
+        steps:
+          - id: stylize
+            task: nst.style_transfer
+            params: {method: fast, model: waves, size: 0}
+            inputs: {content: photos}
+          - id: save
+            task: image.save
+            params: {name: "{stem}_waves.{ext}"}
+            inputs: {image: stylize.image}
+          - id: save_painting
+            task: image.save
+            params: {name: "{stem}_painting.{ext}"}
+            inputs: {image: stylize.reference}
+    """)
+    )
+    assert main(["pipeline", "run", str(ws / "fast.yaml"), "--out", str(ws / "o")]) == 0
+    for name in ("a", "b", "c"):
+        out = load_image(ws / "o" / f"{name}_waves.png")
+        assert out.size == load_image(ws / "photos" / f"{name}.png").size
+        assert load_image(ws / "o" / f"{name}_painting.png").size == (16, 16)
