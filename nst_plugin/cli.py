@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, plugins
 from .engine.errors import NSTError
 
 EXIT_USAGE = 2
@@ -162,10 +162,9 @@ def _run_train_adain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_stylize(sub: argparse._SubParsersAction) -> None:
-    from .params import Param
-    from .task import StyleTransferTask
-
+def _add_stylize(sub: argparse._SubParsersAction, with_schema: bool) -> None:
+    """The stylize command; its options (from the task schema, which loads the plugins and so
+    torch) only when it is the command being parsed, so `nst --help` stays light."""
     p = sub.add_parser(
         "stylize",
         help="stylize a photo with style images, or with a style model (--method fast)",
@@ -182,6 +181,12 @@ def _add_stylize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init-image", help="start image for --init image (optimization)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_stylize)
+    if not with_schema:
+        return
+    from .default_plugins.style_transfer import StyleTransferTask
+    from .params import Param
+
     group = p.add_argument_group("parameters (from the task schema)")
     param: Param
     for param in StyleTransferTask.schema():
@@ -201,16 +206,15 @@ def _add_stylize(sub: argparse._SubParsersAction) -> None:
             metavar=param.type.upper(),
             help=f"{param.description}{where}.{extra} Default: {default!r}",
         )  # fmt: skip
-    p.set_defaults(func=_run_stylize)
 
 
 def _run_stylize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .api import create_task
+    from .devices import resolve_device
     from .engine.errors import InputError
     from .images import load_image, save_image
-    from .task import resolve_device
 
     params = {k[6:]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
     out = Path(args.out)
@@ -298,7 +302,7 @@ def _run_example(args: argparse.Namespace) -> int:
         sized = ["--size", str(args.size)]
         if method == "optimization":
             sized = ["--size", str(args.opt_size), "--iterations", str(args.opt_iterations)]
-        _run_stylize(build_parser().parse_args([
+        _run_stylize(build_parser(["stylize"]).parse_args([
             "stylize", str(images[args.photo]), str(images[args.painting]), "-o", str(target),
             "--method", method, *sized, *(["--overwrite"] if args.overwrite else []),
         ]))  # fmt: skip
@@ -395,55 +399,26 @@ def _run_plugin_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="try style transfer in the browser (the Gradio demo app)",
-        description="Serve the Gradio demo app. It binds to loopback (127.0.0.1) unless --host "
-        "says otherwise; needs the demo extra: pip install 'nst-plugin[demo]'.",
-        formatter_class=_DefaultsHelp,
-    )
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every network)")
-    p.add_argument("--port", type=int, default=7860, help="port to listen on")
-    p.add_argument("--share", action="store_true", help="also open a temporary public share link")
-    p.set_defaults(func=_run_demo)
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    try:  # imported here: Gradio takes seconds to import and is an optional extra
-        from hosts.gradio_app import launch
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("gradio", "gradio_client"):
-            raise NSTError("the demo needs Gradio: pip install 'nst-plugin[demo]'") from None
-        raise
-    try:
-        launch(args.host, args.port, args.share)
-    except OSError as exc:  # the port is taken, or the address is not this machine's
-        raise NSTError(f"cannot serve on {args.host}:{args.port}: {exc}") from None
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nst",
         description="Neural style transfer: optimization (Gatys) and arbitrary (AdaIN) methods.",
     )
     parser.add_argument("--version", action="version", version=f"nst-plugin {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_stylize(sub)
+    words = sys.argv[1:] if argv is None else argv
+    command = next((a for a in words if not a.startswith("-")), None)
+    _add_stylize(sub, with_schema=command == "stylize")
     _add_example(sub)
     _add_train(sub)
     _add_models(sub)
     _add_plugin(sub)
-    _add_demo(sub)
-    from hosts.pipeline.cli import add_pipeline_parser
-
-    add_pipeline_parser(sub)
+    plugins.command_hooks().register_commands(subparsers=sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

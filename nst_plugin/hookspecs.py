@@ -13,6 +13,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
+def register_commands(subparsers: Any) -> None:
+    """Add `nst` subcommands: subparsers.add_parser(...) with set_defaults(func=...)."""
+
+
+@hookspec
 def register_tasks(register: Callable[[type], None]) -> None:
     """Register workflow task classes (subclasses of `nst_plugin.task.Task`)."""
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from .engine.progress import ProgressCallback, StopCheck
 from .params import Param
+
+if TYPE_CHECKING:
+    import torch
+
+    from .engine.progress import ProgressCallback, StopCheck
 
 
 @dataclass
@@ -35,7 +37,9 @@ class StyleRequest:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
-RunFunction = Callable[[StyleRequest, ProgressCallback | None, StopCheck | None], torch.Tensor]
+RunFunction = Callable[
+    [StyleRequest, "ProgressCallback | None", "StopCheck | None"], "torch.Tensor"
+]
 
 
 @dataclass(frozen=True)

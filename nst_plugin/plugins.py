@@ -16,17 +16,20 @@ import warnings
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
 from .engine.errors import InputError, NSTError
-from .engine.style_models import StyleModelInfo, info_from_metadata, read_metadata
 from .methods import MethodSpec
 from .params import Param
 
+if TYPE_CHECKING:
+    from .engine.style_models import StyleModelInfo
+
 ENTRY_POINT_GROUP = "nst_plugin"
+DISTRIBUTION = "nst-plugin"
 ENV_VAR = "NST_PLUGINS"
 BUILTIN_PLUGINS = (
     "nst_plugin.default_plugins.encoders",
@@ -60,15 +63,20 @@ class StyleModelEntry:
 
 
 def _new_manager() -> tuple[pluggy.PluginManager, list[str]]:
+    """Hook specs and entry-point plugins only: what `nst` needs to build its commands.
+
+    Entry points of this distribution (our own hosts' commands) always load; `NST_PLUGINS`
+    narrows only the others'. Built-in plugins are added by `manager()`, on first real use, so
+    that `nst --help` imports no torch.
+    """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    for name in BUILTIN_PLUGINS:
-        pm.register(importlib.import_module(name), name=name)
     problems: list[str] = []
     wanted = os.environ.get(ENV_VAR)
     allowed = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if allowed is not None and ep.name not in allowed:
+        ours = ep.dist is not None and ep.dist.name == DISTRIBUTION
+        if not ours and allowed is not None and ep.name not in allowed:
             continue
         if pm.get_plugin(ep.name) is not None:
             continue
@@ -77,6 +85,8 @@ def _new_manager() -> tuple[pluggy.PluginManager, list[str]]:
             pm.register(plugin, name=ep.name)
             pm.check_pending()
         except Exception as exc:  # a broken plugin must not crash the host
+            if ours:
+                raise
             if pm.get_plugin(ep.name) is not None:
                 pm.unregister(name=ep.name)
             message = f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}"
@@ -89,10 +99,25 @@ _PROBLEMS: list[str] = []
 
 
 @functools.cache
-def manager() -> pluggy.PluginManager:
+def _entry_point_manager() -> pluggy.PluginManager:
     pm, problems = _new_manager()
     _PROBLEMS.extend(problems)
     return pm
+
+
+@functools.cache
+def manager() -> pluggy.PluginManager:
+    """Every plugin: the built-in ones (methods, tasks, encoders) and the entry points'."""
+    pm = _entry_point_manager()
+    for name in BUILTIN_PLUGINS:
+        if pm.get_plugin(name) is None:
+            pm.register(importlib.import_module(name), name=name)
+    return pm
+
+
+def command_hooks() -> Any:
+    """The hooks `nst` calls to build its parser (`register_commands`), without the built-ins."""
+    return _entry_point_manager().hook
 
 
 def load_problems() -> tuple[str, ...]:
@@ -104,6 +129,7 @@ def load_problems() -> tuple[str, ...]:
 def reset() -> None:
     """Forget loaded plugins, so that a changed environment (tests, NST_PLUGINS) takes effect."""
     manager.cache_clear()
+    _entry_point_manager.cache_clear()
     methods.cache_clear()
     tasks.cache_clear()
     encoders.cache_clear()
@@ -115,8 +141,9 @@ def _collect(hook: str) -> list[tuple[str, tuple]]:
     """Call one registration hook plugin by plugin, so each item knows who registered it."""
     pm = manager()
     out: list[tuple[str, tuple]] = []
-    # Registration order (built-ins first), not get_plugins(): a set, so its order varies by run.
-    for name, plugin in pm.list_name_plugin():
+    # Built-ins first, then in registration order: get_plugins() is a set, its order varies.
+    ordered = sorted(pm.list_name_plugin(), key=lambda item: item[0] not in BUILTIN_PLUGINS)
+    for name, plugin in ordered:
         impl = getattr(plugin, hook, None)
         if impl is None:
             continue
@@ -194,6 +221,8 @@ def encoders() -> dict[str, EncoderEntry]:
 @functools.cache
 def style_models() -> dict[str, StyleModelEntry]:
     """Installed style models by name; a file that is not a valid model is reported, skipped."""
+    from .engine.style_models import info_from_metadata, read_metadata
+
     found: dict[str, StyleModelEntry] = {}
     for plugin, args in _collect("register_style_models"):
         path = Path(args[0]) if len(args) == 1 and isinstance(args[0], str | Path) else None
@@ -215,6 +244,8 @@ def style_models() -> dict[str, StyleModelEntry]:
 
 def get_style_model(name_or_path: str) -> StyleModelEntry:
     """An installed model by name, or any model file by path (read and checked on use)."""
+    from .engine.style_models import info_from_metadata, read_metadata
+
     found = style_models()
     if name_or_path in found:
         return found[name_or_path]

@@ -14,13 +14,13 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from .devices import resolve_device
 from .engine.adain import CONTENT_TAP, STYLE_TAPS
 from .engine.checkpoints import load_decoder, read_checkpoint, save_checkpoint
 from .engine.encoders import load_encoder
 from .engine.errors import InputError
 from .engine.training import AdaINTrainer, TrainSettings, TrainState
 from .images import Picture, load_image, resize_to, save_image
-from .task import resolve_device
 from .training_data import build_train_data
 from .training_loop import run_training
 

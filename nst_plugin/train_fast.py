@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .devices import resolve_device
 from .engine.encoders import load_encoder
 from .engine.errors import InputError
 from .engine.style_models import (
@@ -26,7 +27,6 @@ from .engine.style_models import (
 )
 from .engine.training import FastSettings, FastTrainer, TrainState
 from .images import Picture, list_images, load_image, resize_longer, save_image, to_pil
-from .task import resolve_device
 from .training_loop import run_training
 
 SAMPLE_COUNT = 4

@@ -50,7 +50,7 @@ def chromium_path() -> str:
 @pytest.fixture(scope="module")
 def app_url(random_decoder_file: Path) -> Iterator[str]:
     try:
-        from hosts.gradio_app import Limits, build_app, launch
+        from nst_plugin_hosts.gradio_app import Limits, build_app, launch
     except ModuleNotFoundError as exc:
         _needed(str(exc.name), "pip install -e '.[test]'")
     with pytest.MonkeyPatch.context() as mp:

@@ -21,10 +21,10 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from hosts.gradio_app import Limits, build_app, launch
-from hosts.gradio_app.app import _Job, _stream
 from nst_plugin import api, plugins
 from nst_plugin.images import Picture, save_image
+from nst_plugin_hosts.gradio_app import Limits, build_app, launch
+from nst_plugin_hosts.gradio_app.app import _Job, _stream
 from tests.conftest import make_image
 
 pytestmark = pytest.mark.filterwarnings(  # Gradio's queue on pandas 3; not ours to fix

@@ -17,9 +17,9 @@ import pytest
 from ikomia import core, dataprocess  # noqa: E402  (collected only where Ikomia is: conftest)
 from ikomia.dataprocess.workflow import Workflow  # noqa: E402
 
-from hosts.ikomia import NAME, nst_style_transfer, register  # noqa: E402
 from nst_plugin.engine.errors import InputError
 from nst_plugin.images import Picture, save_image
+from nst_plugin_hosts.ikomia import NAME, nst_style_transfer, register  # noqa: E402
 from tests.conftest import make_image
 
 TINY_OPT = {"method": "optimization", "size": 32, "iterations": 2, "scales": 1}
@@ -155,6 +155,8 @@ def test_bad_inputs_are_ikomias_runtime_errors_with_our_message(
     text = str(info.value)
     # Ikomia's form: "<class ...>: message: <the raising line> (Code N)". Ours names the problem
     # first; the one line Ikomia appends is the wrapper's raise, not a traceback of the engine.
-    assert text.startswith("<class 'hosts.ikomia.task.StyleTransferError'>: nst_style_transfer: ")
+    assert text.startswith(
+        "<class 'nst_plugin_hosts.ikomia.task.StyleTransferError'>: nst_style_transfer: "
+    )
     assert message in text
     assert "Traceback" not in text and "nst_plugin" not in text.split(message)[1]

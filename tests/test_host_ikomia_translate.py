@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from hosts.ikomia import translate
 from nst_plugin import api
 from nst_plugin.engine.errors import InputError
 from nst_plugin.images import Picture, save_image
+from nst_plugin_hosts.ikomia import translate
 from tests.conftest import make_image
 
 

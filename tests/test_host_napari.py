@@ -41,8 +41,8 @@ with warnings.catch_warnings():  # npe2's pydantic-v1-style fields warn on impor
     from napari.utils.notifications import notification_manager
     from qtpy.QtWidgets import QApplication
 
-    from hosts.napari._convert import layer_to_mask, layer_to_picture, result_layer_data
-    from hosts.napari._widget import StyleTransferWidget
+    from nst_plugin_hosts.napari._convert import layer_to_mask, layer_to_picture, result_layer_data
+    from nst_plugin_hosts.napari._widget import StyleTransferWidget
 
 MANIFEST = Path(__file__).resolve().parents[1] / "hosts" / "napari" / "napari.yaml"
 TINY_OPT = {"method": "optimization", "size": 32, "iterations": 3, "scales": 1}
@@ -296,7 +296,7 @@ def test_cancel_keeps_the_last_image(qapp: QApplication) -> None:
 @pytest.mark.skipif(not HAS_DISPLAY and not IN_CI, reason="no display (CI runs under xvfb-run)")
 def test_real_viewer_from_the_plugin_menu_and_screenshot(tmp_path: Path, qapp: Any) -> None:
     assert HAS_DISPLAY, "CI must provide a display: run the suite under xvfb-run"
-    from hosts.napari.screenshot import run_in_viewer, save_small_png
+    from nst_plugin_hosts.napari.screenshot import run_in_viewer, save_small_png
 
     plugins.reset()
     viewer = napari.Viewer(show=True)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from hosts.pipeline import TqdmReporter, describe_plan, load_pipeline, run_pipeline
 from nst_plugin import plugins
 from nst_plugin.cli import main
 from nst_plugin.default_plugins import image_tasks
 from nst_plugin.images import Picture, load_image, save_image
+from nst_plugin_hosts.pipeline import TqdmReporter, describe_plan, load_pipeline, run_pipeline
 from tests.conftest import make_image
 
 ROOT = Path(__file__).resolve().parents[1]

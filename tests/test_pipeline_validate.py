@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from hosts.pipeline import PipelineError, Problem, load_pipeline
 from nst_plugin import api
 from nst_plugin.cli import main
 from nst_plugin.engine.errors import InputError
 from nst_plugin.images import Picture, save_image
+from nst_plugin_hosts.pipeline import PipelineError, Problem, load_pipeline
 from tests.conftest import make_image
 
 
@@ -128,7 +128,7 @@ def test_cycles_are_reported_with_the_loop(ws):
 
 def test_bad_and_unknown_parameter_values(ws):
     path = write(
-        ws, GOOD.replace("method: adain, alpha: 0.5, size: 0", "alpha: 2, sise: 0, method: fast")
+        ws, GOOD.replace("method: adain, alpha: 0.5, size: 0", "alpha: 2, sise: 0, method: quick")
     )
     found = problems(path)
     assert only(found, "'alpha' must be within 0..1").where == f"{path}:7"

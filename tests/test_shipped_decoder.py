@@ -26,8 +26,7 @@ def test_shipped_decoder_stylizes_a_small_image(art):
     assert out.rgb.shape == photo.rgb.shape
     assert torch.isfinite(out.rgb).all()
     # a trained decoder keeps the content's layout: alpha 0 follows the photo's light and dark
-    task.update(alpha=0.0)
-    recon = task.run({"content": photo, "styles": [art]})["image"]
+    recon = task.with_params(alpha=0.0).run({"content": photo, "styles": [art]})["image"]
     assert _grey_correlation(recon.rgb, photo.rgb) > 0.3  # a random decoder gives about 0
     assert (out.rgb - recon.rgb).abs().mean() > 0.01  # and alpha 1 changes it
 

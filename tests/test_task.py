@@ -86,19 +86,20 @@ def test_optimization_through_task_cancels_with_partial(photo, art):
     assert steps[-1].preview is not None
 
 
-def test_update_keeps_models_loaded(photo, art, random_decoder_file):
+def test_with_params_is_a_new_task_and_keeps_models_loaded(photo, art, random_decoder_file):
     from nst_plugin.default_plugins import models
 
     task = nst.create_task("nst.style_transfer", method="adain", size=0,
                            decoder=str(random_decoder_file))  # fmt: skip
     task.run({"content": photo, "styles": [art]})
     misses = models._decoder_on.cache_info().misses
-    task.update(alpha=0.3)
-    task.run({"content": photo, "styles": [art]})
-    assert task.params["alpha"] == 0.3
+    changed = task.with_params(alpha=0.3)
+    changed.run({"content": photo, "styles": [art]})
+    assert changed.params["alpha"] == 0.3 and task.params["alpha"] == 1.0  # the original stays
+    assert changed.params["decoder"] == str(random_decoder_file)  # the rest carried over
     assert models._decoder_on.cache_info().misses == misses
     with pytest.raises(InputError, match="'alpha' must be within"):
-        task.update(alpha=2)
+        task.with_params(alpha=2)
 
 
 def test_optimization_starts_from_a_given_image(photo, art):

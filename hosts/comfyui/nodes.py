@@ -28,8 +28,7 @@ from typing import Any
 
 import torch
 
-from nst_plugin import Cancelled, NSTError, Progress, api
-from nst_plugin.images import Picture, from_bhwc, to_bhwc
+from nst_plugin import Cancelled, NSTError, Picture, Progress, api, from_bhwc, to_bhwc
 
 TASK_ID = "nst.style_transfer"
 CATEGORY = "image/style transfer"

@@ -34,10 +34,18 @@ import gradio as gr
 import torch
 from PIL import Image as PILImage
 
-from nst_plugin import Cancelled, NSTError, Progress, api
-from nst_plugin.examples import write_examples
-from nst_plugin.images import Picture, load_image, save_image, to_pil
-from nst_plugin.task import resolve_device
+from nst_plugin import (
+    Cancelled,
+    NSTError,
+    Picture,
+    Progress,
+    api,
+    load_image,
+    resolve_device,
+    save_image,
+    to_pil,
+    write_examples,
+)
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from ikomia import core, dataprocess
 
-from hosts.ikomia import translate
 from nst_plugin import Cancelled, NSTError, Progress, api
+from nst_plugin_hosts.ikomia import translate
 
 NAME = "nst_style_transfer"
 

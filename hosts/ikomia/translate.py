@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nst_plugin import InputError, api
-from nst_plugin.images import Picture, from_numpy, load_image, to_numpy
+from nst_plugin import InputError, Picture, api, from_numpy, load_image, to_numpy
 
 TASK_ID = "nst.style_transfer"
 # Ikomia-only parameter: style images by path, for workflows whose only input is the photo

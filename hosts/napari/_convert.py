@@ -15,8 +15,7 @@ import numpy as np
 import torch
 from napari.layers import Image, Labels, Layer
 
-from nst_plugin import InputError
-from nst_plugin.images import Picture, from_numpy, load_image, to_numpy
+from nst_plugin import InputError, Picture, from_numpy, load_image, to_numpy
 
 
 def _plane(layer: Image, what: str) -> np.ndarray:

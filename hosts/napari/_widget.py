@@ -37,9 +37,13 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 from superqt.utils import ensure_main_thread
 
-from hosts.napari._convert import layer_to_mask, layer_to_picture, result_layer_data, style_picture
-from nst_plugin import Cancelled, NSTError, Progress, api
-from nst_plugin.images import Picture, resize_longer, to_numpy
+from nst_plugin import Cancelled, NSTError, Picture, Progress, api, resize_longer, to_numpy
+from nst_plugin_hosts.napari._convert import (
+    layer_to_mask,
+    layer_to_picture,
+    result_layer_data,
+    style_picture,
+)
 
 TASK_ID = "nst.style_transfer"
 

@@ -1,6 +1,7 @@
 """Open napari with the plugin's dock widget, stylize the example photo, save a window screenshot.
 
-    xvfb-run -a -s "-screen 0 1400x900x24" python -m hosts.napari.screenshot docs/images/napari.png
+    xvfb-run -a -s "-screen 0 1400x900x24" \
+        python -m nst_plugin_hosts.napari.screenshot docs/images/napari.png
 
 The widget is opened the way a user opens it (Plugins menu -> npe2 manifest -> widget), so this
 also shows that the manifest and entry point work. Used for docs/images/ and by the display test.
@@ -59,8 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     import napari
 
-    from nst_plugin.examples import example_painting, example_photo
-    from nst_plugin.images import to_numpy
+    from nst_plugin import example_painting, example_photo, to_numpy
 
     photo = to_numpy(example_photo("astronaut"))
     painting = to_numpy(example_painting("swirls", size=256))

@@ -5,8 +5,24 @@
 is the command line (see `cli.py`).
 """
 
-from .runner import Reporter, RunSummary, TqdmReporter, describe_plan, run_pipeline
-from .spec import Pipeline, PipelineError, Problem, load_pipeline
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "Reporter": "runner", "RunSummary": "runner", "TqdmReporter": "runner",
+    "describe_plan": "runner", "run_pipeline": "runner",
+    "Pipeline": "spec", "PipelineError": "spec", "Problem": "spec", "load_pipeline": "spec",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """Names load on first use, so `nst` builds its parser without the runner (or torch)."""
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Pipeline",

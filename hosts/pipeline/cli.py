@@ -1,13 +1,16 @@
 """`nst pipeline run|validate FILE`: the pipeline runner's command line.
 
-Imported only when `nst` builds its parser, and it imports nothing heavy itself, so `nst --help`
-stays fast; the runner (and torch) load when a subcommand runs.
+Registered through the `register_commands` hook (an entry point of this distribution), as a
+third-party plugin would add a command. It imports nothing heavy itself, so `nst --help` stays
+fast; the runner (and torch) load when a subcommand runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from nst_plugin import hookimpl
 
 EPILOG = """\
 --set takes VAR=VALUE for a variable declared under 'vars', or STEP.NAME=VALUE for a step's
@@ -100,3 +103,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     print(summary.text(), file=sys.stderr if summary.exit_code else sys.stdout)
     return summary.exit_code
+
+
+@hookimpl
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    add_pipeline_parser(subparsers)

@@ -331,12 +331,13 @@ class Runner:
                 port: self.port_value(step, port, sources, item, values)
                 for port, sources in step.inputs.items()
             }
+            task = step.task
             if action is not None:
-                step.task.update(
+                task = task.with_params(
                     **item_params(step, item, self.p.out_dir),
                     **({"overwrite": True} if action.overwrite else {}),
                 )
-            out = step.task.run(
+            out = task.run(
                 inputs,
                 on_progress=lambda r: self.reporter.step_progress(step, r),
                 should_stop=self.should_stop,
@@ -345,9 +346,6 @@ class Runner:
             if shared and not isinstance(exc, Cancelled):
                 self.shared[step.id] = exc
             raise
-        finally:
-            if action is not None and action.overwrite:
-                step.task.update(overwrite=bool(step.params.get("overwrite", False)))
         if shared:
             self.shared[step.id] = out
         return out

@@ -43,8 +43,7 @@ from typing import Any
 
 import yaml
 
-from nst_plugin import InputError, NSTError, plugins
-from nst_plugin.images import IMAGE_SUFFIXES, list_images
+from nst_plugin import IMAGE_SUFFIXES, InputError, NSTError, list_images, plugins
 
 VERSION = 1
 TOP_KEYS = ("version", "description", "vars", "output", "steps")
@@ -810,8 +809,8 @@ def item_params(step: Step, item: Item, out_dir: Path) -> dict[str, Any]:
 
 def planned_outputs(step: Step, item: Item, out_dir: Path) -> list[Path]:
     """The files a file-writing step would write for this item, as absolute paths."""
-    step.task.update(**item_params(step, item, out_dir))
-    return [Path(os.path.abspath(p)) for p in step.task.planned_outputs()]
+    task = step.task.with_params(**item_params(step, item, out_dir))
+    return [Path(os.path.abspath(p)) for p in task.planned_outputs()]
 
 
 __all__ = [

@@ -11,8 +11,7 @@ from ..engine.progress import Progress, ProgressCallback, StopCheck
 from ..hookspecs import hookimpl
 from ..methods import MethodSpec, StyleRequest
 from ..params import Param
-from ..task import StyleCache
-from .models import decoder_on, encoder_on
+from .models import StyleCache, decoder_on, encoder_on
 
 PARAMS = (
     Param("alpha", "float", 1.0,

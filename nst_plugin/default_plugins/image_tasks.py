@@ -107,10 +107,6 @@ class SaveImageTask(Task):
         super().__init__(**params)
         self._check_name()
 
-    def update(self, **params: Any) -> None:
-        super().update(**params)
-        self._check_name()
-
     def _check_name(self) -> None:
         """Reject a bad template now, before any work, rather than after a long stylization."""
         template = self.params["name"]
@@ -188,10 +184,6 @@ class ResizeTask(Task):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self._check_rules()
-
-    def update(self, **params: Any) -> None:
-        super().update(**params)
         self._check_rules()
 
     def _check_rules(self) -> None:

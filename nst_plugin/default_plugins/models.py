@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -40,3 +43,26 @@ def decoder_on(path: str | None, device: str) -> tuple[torch.nn.Module, dict]:
             + ("" if path else " (the package ships it; reinstall nst-plugin)")
         )
     return _decoder_on(str(file.resolve()), file.stat().st_mtime, device)
+
+
+class StyleCache:
+    """A small LRU keyed by image content: style statistics computed once for many contents."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
+
+    @staticmethod
+    def key(tensor: torch.Tensor, *extra: Any) -> tuple:
+        t = tensor.detach().float().cpu().contiguous()
+        return (hashlib.sha1(t.numpy().tobytes()).hexdigest(), tuple(t.shape), *extra)
+
+    def get(self, key: tuple, compute: Any) -> Any:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        value = compute()
+        self._items[key] = value
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..hookspecs import hookimpl
-from ..task import StyleTransferTask
+from .style_transfer import StyleTransferTask
 
 
 @hookimpl
