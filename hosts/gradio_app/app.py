@@ -270,17 +270,6 @@ def _progress_html(record: Progress | None, note: str = "") -> str:
     return "".join(parts)
 
 
-def _as_picture(image: Any) -> Picture | None:
-    """A result, a Cancelled partial or a preview, as a Picture ((1,3,H,W) and (3,H,W) alike)."""
-    if isinstance(image, Picture):
-        return image
-    if isinstance(image, torch.Tensor):
-        t = image.detach().float().cpu()
-        t = t[0] if t.ndim == 4 else t
-        return Picture(t.clamp(0, 1))
-    return None
-
-
 def device_text() -> str:
     """Which device 'auto' computes on here, for the header: results and speed depend on it."""
     device = resolve_device("auto")
@@ -617,14 +606,14 @@ def _stream(
             if kind == "progress":
                 last = payload
                 if payload.preview is not None:
-                    preview, new_preview = _as_picture(payload.preview), True
+                    preview, new_preview = payload.preview, True
                 continue
             if kind == "done":
-                yield _finish(_as_picture(payload["image"]), method, last, done, out_dir, counter,
+                yield _finish(payload["image"], method, last, done, out_dir, counter,
                               "done")  # fmt: skip
                 return
             if kind == "cancelled":
-                picture = _as_picture(payload.partial) or preview
+                picture = payload.partial or preview
                 if job.timed_out:
                     why = f"stopped at the {job.time_limit:g} s time limit"
                 else:

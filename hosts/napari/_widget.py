@@ -251,7 +251,7 @@ class StyleTransferWidget(Container):
         if kind == "error":
             self._tell(payload, error=True)
             return
-        picture = payload if isinstance(payload, Picture) else _as_picture(payload)
+        picture = payload  # the task hands results and cancelled partials as Pictures
         if picture is None:
             self._tell("Stopped before the first step; nothing to show.")
             return
@@ -299,11 +299,3 @@ def _add_thumbnails(combo: ComboBox) -> None:
         image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
         box.setItemIcon(i, QIcon(QPixmap.fromImage(image)))
         box.setItemData(i, api.list_style_models()[name]["summary"], 3)  # 3: Qt.ToolTipRole
-
-
-def _as_picture(image: Any) -> Picture | None:
-    """A Cancelled partial: a Picture, an RGB (3, H, W) or (1, 3, H, W) tensor, or nothing."""
-    if image is None or not hasattr(image, "detach"):
-        return None
-    t = image.detach().float().cpu()
-    return Picture((t[0] if t.ndim == 4 else t).clamp(0, 1))

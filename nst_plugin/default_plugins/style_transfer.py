@@ -7,6 +7,7 @@ models are checked here, once, and the chosen method gets typed, trusted values 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,8 +16,8 @@ import torch
 from .. import plugins
 from ..devices import resolve_device
 from ..engine.adain import normalized_weights
-from ..engine.errors import InputError
-from ..engine.progress import ProgressCallback, StopCheck
+from ..engine.errors import Cancelled, InputError
+from ..engine.progress import Progress, ProgressCallback, StopCheck
 from ..images import Picture, resize_longer, resize_to
 from ..methods import MethodSpec, StyleRequest
 from ..params import Param
@@ -108,11 +109,12 @@ class StyleTransferTask(Task):
             extras["init_image"] = inputs["init"].rgb[None]
         history: list[dict[str, Any]] = []
 
-        def progress(record: Any) -> None:
+        def progress(record: Progress) -> None:
             history.append({"step": record.step, "total": record.total, "size": record.size,
                             "losses": record.losses, "elapsed": record.elapsed})  # fmt: skip
             if on_progress is not None:
-                on_progress(record)
+                preview = None if record.preview is None else _picture(record.preview)
+                on_progress(dataclasses.replace(record, preview=preview))
 
         request = StyleRequest(
             content=content_pic.rgb[None].to(device),
@@ -124,14 +126,34 @@ class StyleTransferTask(Task):
             preview_every=p["preview_every"],
             extras=extras,
         )
+        size = tuple(content_pic.rgb.shape[-2:])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(p["seed"])
-            out = spec.run(request, progress, should_stop)
-        h, w = content_pic.rgb.shape[-2:]
-        if out.shape[-2:] != (h, w):
-            out = resize_to(Picture(out[0].float().cpu()), (h, w)).rgb[None]
-        picture = Picture(out[0].detach().float().cpu().clamp(0, 1), content_pic.alpha)
+            try:
+                out = spec.run(request, progress, should_stop)
+            except Cancelled as exc:
+                partial = exc.partial
+                if partial is not None:
+                    partial = _picture(partial, size, content_pic.alpha)
+                raise Cancelled(str(exc), partial=partial) from None
+        picture = _picture(out, size, content_pic.alpha)
         return {"image": picture, "history": history, **request.outputs}
+
+
+def _picture(
+    image: torch.Tensor | Picture,
+    size: tuple[int, ...] | None = None,
+    alpha: torch.Tensor | None = None,
+) -> Picture:
+    """An engine tensor ((1, 3, H, W) or (3, H, W)) as what hosts get: a Picture, on the CPU,
+    at the output size when one is given, with the content's alpha."""
+    if isinstance(image, Picture):
+        return image
+    t = image.detach().float().cpu()
+    t = t[0] if t.ndim == 4 else t
+    if size is not None and tuple(t.shape[-2:]) != size:
+        t = resize_to(Picture(t), size).rgb
+    return Picture(t.clamp(0, 1), alpha if size is not None else None)
 
 
 def _style_model_paths(spec: MethodSpec, params: Mapping[str, Any]) -> dict[str, Any]:

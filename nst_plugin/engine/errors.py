@@ -14,7 +14,8 @@ class InputError(NSTError):
 
 
 class Cancelled(NSTError):
-    """The caller asked a running job to stop; `partial` is the last image, if there was one."""
+    """The caller asked a running job to stop; `partial` is the last image, if there was one
+    (an engine tensor inside the engine; the task hands hosts an `images.Picture`)."""
 
     def __init__(self, message: str = "cancelled", partial: object | None = None) -> None:
         super().__init__(message)

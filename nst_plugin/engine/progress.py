@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import torch
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -13,7 +12,8 @@ class Progress:
     """One step of a long job.
 
     step/total count across all scales; `size` is the (width, height) being worked on now, so a
-    host can report the working resolution; `preview` is an RGB (3, H, W) 0..1 image when asked.
+    host can report the working resolution; `preview` is the current image when asked: an RGB
+    (3, H, W) 0..1 tensor from the engine, which the task hands hosts as an `images.Picture`.
     """
 
     step: int
@@ -23,7 +23,7 @@ class Progress:
     size: tuple[int, int] = (0, 0)
     scale: int = 0
     scales: int = 1
-    preview: torch.Tensor | None = None
+    preview: Any = None
 
 
 ProgressCallback = Callable[[Progress], None]
