@@ -33,12 +33,14 @@ demo: $(STAMP)
 
 test: $(STAMP) $(IK_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory ikomia-test
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 clean-venv:
 	rm -rf $(VENV) $(IK_VENV)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from PIL import Image
 
 from nst_plugin.cli import main
-from nst_plugin.images import Picture, save_image
+from nst_plugin.images import Picture, load_image, save_image
 from tests.conftest import make_image
 
 
@@ -30,16 +31,33 @@ def test_stylize_writes_and_refuses_to_overwrite(files, tmp_path, random_decoder
     assert out.read_bytes() == before
 
 
-def test_stylize_optimization_with_mask_and_two_styles(files, tmp_path):
-    content, style = files
-    mask = tmp_path / "mask.png"
-    half = Image.new("L", (64, 48), 0)
-    half.paste(255, (32, 0, 64, 48))  # left: first style, right: second
-    half.save(mask)
-    out = tmp_path / "opt.png"
-    code = main(["stylize", str(content), str(style), str(style), "-o", str(out), "--size", "32",
-                 "--iterations", "2", "--scales", "1", "--mask", str(mask), "--quiet"])  # fmt: skip
-    assert code == 0 and Image.open(out).size == (32, 24)
+def test_stylize_optimization_mask_gives_each_style_its_half(files, tmp_path):
+    content, _ = files
+
+    def solid(r: float, g: float, b: float) -> Picture:
+        return Picture(torch.tensor([r, g, b]).view(3, 1, 1).expand(3, 40, 40).contiguous())
+
+    red = save_image(solid(0.9, 0.1, 0.1), tmp_path / "red.png")
+    blue = save_image(solid(0.1, 0.1, 0.9), tmp_path / "blue.png")
+    halves = {}
+    for name, left in (("red-left", 0), ("red-right", 255)):
+        mask = tmp_path / f"{name}.png"
+        image = Image.new("L", (64, 48), left)
+        image.paste(255 - left, (32, 0, 64, 48))  # 0: first style (red), 255: second (blue)
+        image.save(mask)
+        out = tmp_path / f"{name}.png.out.png"
+        # texture synthesis alone (no content, noise start): each half shows only its style
+        options = ["--size", "64", "--iterations", "20", "--content-weight", "0", "--init", "noise"]
+        args = ["stylize", str(content), str(red), str(blue), "-o", str(out), "--mask", str(mask)]
+        code = main([*args, *options, "--scales", "1", "--quiet"])
+        assert code == 0 and Image.open(out).size == (64, 48)
+        rgb = load_image(out).rgb
+        halves[name] = (rgb[:, :, :24].mean((1, 2)), rgb[:, :, 40:].mean((1, 2)))
+    # red minus blue on the left half: higher where the mask gave the left to the red style
+    redness = {k: float(left[0] - left[2]) for k, (left, _) in halves.items()}
+    assert redness["red-left"] > redness["red-right"] + 0.05
+    right = {k: float(r[0] - r[2]) for k, (_, r) in halves.items()}
+    assert right["red-right"] > right["red-left"] + 0.05
 
 
 @pytest.mark.parametrize(
