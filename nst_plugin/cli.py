@@ -422,6 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # whatever was saved was reported; no traceback
+        print("nst: interrupted", file=sys.stderr)
+        return 130
     except NSTError as exc:
         print(f"nst: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

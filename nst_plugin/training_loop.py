@@ -36,7 +36,10 @@ def run_training(
     quiet: bool = False,
     log_extra: Callable[[], dict[str, Any]] | None = None,
 ) -> None:
-    """Train to `steps` in all; `save_file` writes the checkpoint (atomically) to `out_path`."""
+    """Train to `steps` in all; `save_file` writes the checkpoint (atomically) to `out_path`.
+
+    At the time limit it returns; on Ctrl-C or SIGTERM it saves, then raises KeyboardInterrupt.
+    """
     log_path = out_path.with_suffix(".log.jsonl")
     samples_dir = out_path.parent / f"{out_path.stem}-samples"
     window: list[dict[str, float]] = []
@@ -71,9 +74,12 @@ def run_training(
         return time_limit_min is not None and time.monotonic() - started >= time_limit_min * 60
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupted = False
     try:
         trainer.run(steps, on_step=on_step, should_stop=out_of_time)
-    except (KeyboardInterrupt, Cancelled):
+    except KeyboardInterrupt:
+        interrupted = True
+    except Cancelled:  # the time limit
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -88,6 +94,8 @@ def run_training(
         f"saved {out_path} at step {trainer.state.step} ({trainer.state.images_seen} images); "
         f"this run {run_images / total:.1f} images/s; time: {shares}"
     )
+    if interrupted:  # saved; the caller (a command, a script training several) stops too
+        raise KeyboardInterrupt
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

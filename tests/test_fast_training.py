@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -137,3 +141,30 @@ def test_cli_refuses_to_overwrite_and_bad_settings(photos, painting, tmp_path, c
     assert "crop must be a multiple of 8" in capsys.readouterr().err
     with pytest.raises(InputError, match="no usable photos .at least 256 px"):
         _train(photos, painting, tmp_path / "big.safetensors", 1, settings={"crop": 256})
+
+
+def test_sigterm_saves_a_checkpoint_that_resumes(photos, painting, tmp_path):
+    out = tmp_path / "t.safetensors"
+    args = [sys.executable, "-m", "nst_plugin.cli", "train", "fast", "--style", str(painting),
+            "--content-dir", str(photos), "--out", str(out), "--steps", "100000", "--crop", "64",
+            "--batch-size", "1", "--width", "4", "--style-size", "64", "--checkpoint-every",
+            "5", "--sample-every", "0", "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    _, _, meta, _ = load_style_model(out)  # complete and hash-checked
+    stopped = meta.state["step"]
+    assert stopped >= 5
+    _train(
+        photos,
+        painting,
+        out,
+        stopped + 2,
+        resume=True,
+        settings={"width": 4, "blocks": 5, "batch_size": 1},
+    )
+    assert load_style_model(out)[2].state["step"] == stopped + 2
