@@ -31,7 +31,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="try style transfer in the browser (the Gradio demo app)",
         description="Serve the Gradio demo app. It binds to loopback (127.0.0.1) unless --host "
-        "says otherwise; needs the demo extra: pip install 'nst-plugin[demo]'.",
+        "says otherwise; needs the demo extra: pip install -e '.[demo]' in the nst-plugin clone.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every network)")
@@ -45,7 +45,9 @@ def _run_demo(args: argparse.Namespace) -> int:
         from .app import launch
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in ("gradio", "gradio_client"):
-            raise NSTError("the demo needs Gradio: pip install 'nst-plugin[demo]'") from None
+            raise NSTError(
+                "the demo needs Gradio: pip install -e '.[demo]' in the nst-plugin clone"
+            ) from None
         raise
     try:
         launch(args.host, args.port, args.share)
