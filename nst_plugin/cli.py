@@ -218,6 +218,9 @@ def _run_stylize(args: argparse.Namespace) -> int:
 
     params = {k[6:]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
     out = Path(args.out)
+    given = [args.content, *args.styles, args.mask, args.init_image]
+    if any(f and _same_file(f, out) for f in given):
+        raise InputError(f"{out} is one of the inputs; choose another output file")
     if out.exists() and not args.overwrite:
         raise InputError(f"{out} exists; pass --overwrite to replace it")
     task = create_task("nst.style_transfer", **params)
@@ -255,6 +258,14 @@ def _run_stylize(args: argparse.Namespace) -> int:
         device = resolve_device(task.params["device"])
         print(f"wrote {out} ({w}x{h}, method {task.params['method']}, device {device})")
     return 0
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    """The same file on disk, through symlinks and `..`: an input must never be overwritten."""
+    try:
+        return Path(a).resolve() == Path(b).resolve() or Path(a).samefile(b)
+    except OSError:  # b does not exist yet: it cannot be a's file
+        return False
 
 
 def _add_example(sub: argparse._SubParsersAction) -> None:

@@ -101,3 +101,17 @@ def test_example_host_uses_only_the_public_api(files, tmp_path, random_decoder_f
     assert "'alpha' must be within 0..1" in capsys.readouterr().err
     host["main"]([])
     assert "nst.style_transfer" in capsys.readouterr().out
+
+
+def test_an_input_is_never_the_output_even_with_overwrite(files, tmp_path, capsys):
+    content, style = files
+    before = content.read_bytes()
+    link = tmp_path / "link.png"
+    link.symlink_to(content)
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    for target in (content, link, sub / ".." / content.name, style):
+        code = main(["stylize", str(content), str(style), "-o", str(target), "--overwrite",
+                     "--method", "adain", "--quiet"])  # fmt: skip
+        assert code == 2 and "is one of the inputs" in capsys.readouterr().err
+    assert content.read_bytes() == before
