@@ -2,21 +2,27 @@
 
 Hosts build their controls from `Param` records (type, default, range, choices, help, and which
 method a parameter applies to), and every value a host passes, typed or as a string (Ikomia passes
-strings), is checked here before any work starts.
+strings), is checked here before any work starts. A method's engine options may declare their
+own entries, in the metadata of their dataclass fields (`params_from_fields`), so an option's
+default and range are written once, where the option is.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .engine.errors import InputError
 
 TYPES = ("int", "float", "bool", "str", "choice", "floats")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+# A declared field's parameter type, by the exact type of its default (so True is no int).
+_TYPE_OF_DEFAULT = {bool: "bool", int: "int", float: "float", str: "str"}
+Options = TypeVar("Options")
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,41 @@ class Param:
             entry["path_suffix"] = self.path_suffix
         entry["description"] = self.description
         return entry
+
+
+def params_from_fields(options: type, *names: str) -> tuple[Param, ...]:
+    """The schema entries that the named fields of an options dataclass declare, in that order.
+
+    A field declares one with a `help` in its metadata, and `min`, `max` or `choices` as it needs;
+    its default is the parameter's default, its type the parameter's (a str with choices is a
+    choice). The schema checks values against them, so the engine need not check them again.
+    """
+    by_name = {f.name: f for f in dataclasses.fields(options)}
+    return tuple(_param_of(by_name[name]) for name in names)
+
+
+def _param_of(f: dataclasses.Field) -> Param:
+    meta = f.metadata
+    choices = meta.get("choices")
+    kind = "choice" if choices else _TYPE_OF_DEFAULT[type(f.default)]
+    return Param(
+        f.name,
+        kind,
+        f.default,
+        meta["help"],
+        min=meta.get("min"),
+        max=meta.get("max"),
+        choices=None if choices is None else tuple(choices),
+    )
+
+
+def options_from_params(
+    options: type[Options], values: Mapping[str, Any], **others: Any
+) -> Options:
+    """An options dataclass from validated parameter values: every field that declares a
+    parameter takes the value of that name; `others` set the fields that do not."""
+    declared = {f.name: values[f.name] for f in dataclasses.fields(options) if "help" in f.metadata}
+    return options(**declared, **others)
 
 
 def validate_params(

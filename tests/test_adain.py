@@ -8,7 +8,7 @@ import torch
 from nst_plugin.engine import adain
 from nst_plugin.engine.checkpoints import load_decoder, save_checkpoint
 from nst_plugin.engine.encoders import random_vgg
-from nst_plugin.engine.errors import InputError, WeightsError
+from nst_plugin.engine.errors import WeightsError
 
 
 def test_calc_mean_std_by_hand():
@@ -29,18 +29,13 @@ def test_adain_output_takes_the_style_statistics():
     assert torch.allclose(os_, ss, atol=1e-3)
 
 
-def test_interpolation_weights_validated_and_applied():
+def test_interpolation_weights_applied():
+    # The weights arrive normalised (the task checks and normalises them; see test_task.py).
     m1, s1 = torch.zeros(1, 4, 1, 1), torch.ones(1, 4, 1, 1)
     m2, s2 = torch.ones(1, 4, 1, 1) * 4, torch.ones(1, 4, 1, 1) * 3
-    mean, std = adain.blend_moments([(m1, s1), (m2, s2)], [1, 3])
+    mean, std = adain.blend_moments([(m1, s1), (m2, s2)], [0.25, 0.75])
     assert torch.allclose(mean, torch.full_like(mean, 3.0))
     assert torch.allclose(std, torch.full_like(std, 2.5))
-    with pytest.raises(InputError, match="2 style weights for 1"):
-        adain.blend_moments([(m1, s1)], [1, 1])
-    with pytest.raises(InputError, match="must not be negative"):
-        adain.blend_moments([(m1, s1), (m2, s2)], [1, -1])
-    with pytest.raises(InputError, match="must not all be zero"):
-        adain.blend_moments([(m1, s1), (m2, s2)], [0, 0])
 
 
 @pytest.mark.parametrize("width", ["full", "half"])
@@ -67,16 +62,17 @@ def test_alpha_and_masks():
     moments = [adain.style_moments(enc, torch.rand(1, 3, 32, 32) * 0.2)]
     feat = enc(content, ["relu4_1"])["relu4_1"]
     recon = dec(feat).clamp(0, 1)
-    assert torch.allclose(adain.stylize(enc, dec, content, moments, alpha=0.0), recon, atol=1e-5)
+    options = adain.AdaINOptions(alpha=0.0)
+    assert torch.allclose(
+        adain.stylize(enc, dec, content, moments, options=options), recon, atol=1e-5
+    )
     # a mask that is zero everywhere leaves the content features untouched
     zero = adain.stylize(enc, dec, content, moments, masks=torch.zeros(1, 32, 32))
     assert torch.allclose(zero, recon, atol=1e-5)
-    with pytest.raises(InputError, match="alpha must be within 0..1"):
-        adain.stylize(enc, dec, content, moments, alpha=1.5)
-    with pytest.raises(InputError, match="got 2 masks for 1 style"):
+    # Bad alpha, mask counts and sizes are the task's to refuse (test_task.py); here they are
+    # programming errors.
+    with pytest.raises(AssertionError):
         adain.stylize(enc, dec, content, moments, masks=torch.ones(2, 32, 32))
-    with pytest.raises(InputError, match="mask size"):
-        adain.stylize(enc, dec, content, moments, masks=torch.ones(1, 16, 16))
 
 
 def test_decoder_file_round_trip_and_corruption(tmp_path):

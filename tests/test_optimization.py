@@ -2,7 +2,8 @@
 
 Runs are a handful of steps at 64 px so the file stays fast on a busy two-core CPU; they check
 direction (losses fall, statistics move toward the style), bookkeeping (sizes, steps, previews,
-cancellation) and validation, not picture quality.
+cancellation) and validation, not picture quality. Users' mistakes are checked through the task,
+the one place that validates them; the engine only asserts what the task guarantees.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import nst_plugin as nst
 from nst_plugin.engine import optimization
 from nst_plugin.engine.color import rgb_to_yiq
 from nst_plugin.engine.encoders import load_encoder
@@ -23,6 +25,7 @@ from nst_plugin.engine.optimization import (
     stylize,
 )
 from nst_plugin.engine.progress import Progress
+from nst_plugin.images import Picture
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +71,7 @@ def _run(vgg, **kw):
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_loss_falls_and_texture_moves_toward_the_style(vgg, optimizer: str) -> None:
     content, style = _content(48, 48), _style(48, 48)
-    options = OptimizationOptions(optimizer=optimizer, iterations=10, scales=(), lr=0.05)
+    options = OptimizationOptions(optimizer=optimizer, iterations=10, scales=(), learning_rate=0.05)
     out, records = _run(vgg, content=content, styles=[style], options=options)
     assert out.shape == content.shape and out.dtype == torch.float32
     assert 0 <= out.min() and out.max() <= 1
@@ -132,7 +135,7 @@ def test_same_seed_same_image_on_cpu(vgg) -> None:
 def test_luminance_mode_keeps_the_content_chroma(vgg) -> None:
     content = _content(32, 32)
     options = OptimizationOptions(
-        optimizer="adam", lr=0.05, iterations=2, scales=(), preserve_color="luminance"
+        optimizer="adam", learning_rate=0.05, iterations=2, scales=(), preserve_color="luminance"
     )
     out, _ = _run(vgg, content=content, styles=[_style(32, 32)], options=options)
     iq_out, iq_content = rgb_to_yiq(out)[:, 1:], rgb_to_yiq(content)[:, 1:]
@@ -154,9 +157,13 @@ def test_match_mode_and_masks_and_image_init_run(vgg) -> None:
     masks[1, :, 32:] = 1
     options = OptimizationOptions(iterations=2, scales=(), preserve_color="match", init="image")
     out, records = _run(
-        vgg, styles=styles, masks=masks, style_weights=[2, 1], options=options,
+        vgg,
+        styles=styles,
+        masks=masks,
+        style_weights=[2 / 3, 1 / 3],  # normalised, as the task hands them over
+        options=options,
         init_image=torch.rand(1, 3, 30, 30),
-    )  # fmt: skip
+    )
     assert out.shape == (1, 3, 64, 64) and len(records) == 2
     assert all(torch.isfinite(torch.tensor(r.losses["total"])) for r in records)
 
@@ -179,71 +186,87 @@ def test_auto_scales_halve_down_to_256() -> None:
     assert plan_scales(300, 600, None) == [(150, 300), (300, 600)]
     assert plan_scales(300, 600, ()) == [(300, 600)]
     assert plan_scales(300, 600, (200, 100)) == [(50, 100), (100, 200), (300, 600)]
-    with pytest.raises(InputError, match="scales"):
+
+
+# --- validation: the task checks what users give, the engine asserts its contract ---------------
+
+
+def _task_run(photo: Picture, art: Picture, inputs: dict | None = None, **params) -> None:
+    params = {"size": 32, "iterations": 1, "scales": 1, **params}
+    task = nst.create_task("nst.style_transfer", method="optimization", **params)
+    task.run({"content": photo, "styles": [art, art], **(inputs or {})})
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"optimizer": "sgd"}, "'optimizer' must be one of 'lbfgs', 'adam'"),
+        ({"init": "zeros"}, "'init' must be one of"),
+        ({"preserve_color": "yes"}, "'preserve_color' must be one of"),
+        ({"pooling": "min"}, "'pooling' must be one of 'max', 'avg'"),
+        ({"iterations": 0}, "'iterations' must be within 1..100000"),
+        ({"style_weight": -1.0}, "'style_weight' must be within 0..inf"),
+        ({"learning_rate": 0}, "'learning_rate' must be within 1e-06..10"),
+        ({"style_scale": 0}, "'style_scale' must be within 0.1..4"),
+        ({"scales": 7}, "'scales' must be within 0..6"),
+        ({"preview_every": -1}, "'preview_every' must be within 0..inf"),
+        ({"style_weights": "1, -1"}, "'style_weights' must be within 0..inf"),
+    ],
+)
+def test_bad_parameters_are_refused_when_the_task_is_made(params: dict, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        nst.create_task("nst.style_transfer", method="optimization", **params)
+
+
+@pytest.mark.parametrize(
+    ("params", "inputs", "match"),
+    [
+        ({"style_weights": [1.0]}, {}, "got 1 style weights for 2 style images"),
+        ({"style_weights": [0, 0]}, {}, "style weights must not all be zero"),
+        ({}, {"mask": torch.ones(3, 48, 64)}, "got 3 masks for 2 style images"),
+        ({}, {"mask": torch.ones(2, 16, 32)}, "mask is 32x16 but the content image is 64x48"),
+        ({}, {"mask": torch.full((2, 48, 64), 2.0)}, "mask values must be within 0..1"),
+        ({}, {"mask": torch.zeros(48, 64)}, r"mask\(s\) \[1\] are empty"),
+        ({}, {"init": Picture(torch.rand(3, 8, 8))}, "set init='image' to start from it"),
+        ({"init": "image"}, {}, "needs an image on the task's 'init' input"),
+        ({"size": 8}, {}, "the first pass would be 8x6 px, below the 16 px that relu5_1 needs"),
+        ({"style_scale": 0.1}, {}, "a style image would be only 3 px on its shorter side"),
+        ({}, {"content": Picture(torch.rand(1, 48, 64))}, "input 'content' must hold RGB floats"),
+        ({}, {"styles": [Picture(torch.rand(1, 40, 40))]}, r"input 'styles\[0\]' must hold RGB"),
+        ({}, {"styles": []}, "method 'optimization' needs at least one style image"),
+    ],
+)
+def test_bad_inputs_are_refused_by_the_task_in_one_line(
+    photo: Picture, art: Picture, params: dict, inputs: dict, match: str
+) -> None:
+    with pytest.raises(InputError, match=match) as info:
+        _task_run(photo, art, inputs, **params)
+    assert "\n" not in str(info.value)
+
+
+def test_plan_refuses_scales_beyond_the_output() -> None:
+    with pytest.raises(InputError, match="exceed the output's longer side of 600 px"):
         plan_scales(300, 600, (800,))
 
 
-# --- validation -------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
-    ("change", "match"),
+    "kwargs",
     [
-        ({"optimizer": "sgd"}, "optimizer must be one of 'lbfgs', 'adam'"),
-        ({"init": "zeros"}, "init must be one of"),
-        ({"preserve_color": "yes"}, "preserve_color must be one of"),
-        ({"pooling": "min"}, "pooling"),
-        ({"iterations": 0}, "iterations"),
-        ({"style_weight": -1.0}, "style_weight"),
-        ({"lr": 0}, "lr"),
-        ({"style_scale": 0}, "style_scale"),
-        ({"style_layer_weights": (1, 2)}, "style_layer_weights has 2 values for 5"),
-        ({"scales": (0,)}, "scales"),
+        {"options": OptimizationOptions(style_layers=("relu1_1", "relu9_9"))},
+        {"options": OptimizationOptions(style_layer_weights=(1, 2))},
+        {"options": OptimizationOptions(init="image")},
+        {"init_image": torch.rand(1, 3, 8, 8)},
+        {"masks": torch.ones(2, 16, 32)},
+        {"style_weights": [1.0]},
+        {"style_weights": [1.0, 1.0]},
+        {"content": torch.rand(3, 32, 32)},
+        {"styles": [torch.rand(1, 1, 32, 32)]},
+        {"styles": []},
     ],
 )
-def test_bad_options_name_the_parameter(change: dict, match: str) -> None:
-    with pytest.raises(InputError, match=match):
-        OptimizationOptions(**change)
-
-
-def test_unknown_layer_is_named(vgg) -> None:
-    options = OptimizationOptions(style_layers=("relu1_1", "relu9_9"), iterations=1)
-    with pytest.raises(InputError, match="style_layers: unknown layer.*relu9_9"):
-        stylize(vgg, _content(32, 32), [_style(32, 32)], options=options)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"style_weights": [1.0]}, "style_weights has 1 values for 2 style images"),
-        ({"style_weights": [1.0, -1.0]}, "style_weights must be a finite number >= 0"),
-        ({"style_weights": [0, 0]}, "must not all be zero"),
-        ({"masks": torch.ones(3, 32, 32)}, "got 3 masks for 2 style images"),
-        ({"masks": torch.ones(2, 16, 32)}, r"mask size \(16, 32\) differs"),
-        ({"masks": torch.ones(32, 32)}, r"masks must be a tensor shaped \(styles, H, W\)"),
-        ({"masks": torch.stack([torch.ones(32, 32), torch.zeros(32, 32)])}, r"\[1\] are empty"),
-        ({"masks": torch.full((2, 32, 32), 2.0)}, "within 0..1"),
-        ({"init_image": torch.rand(1, 3, 8, 8)}, 'set init="image"'),
-        ({"options": OptimizationOptions(init="image")}, "needs an init_image"),
-        ({"options": OptimizationOptions(scales=(8,))}, "below the 16 px"),
-        ({"preview_every": -1}, "preview_every"),
-    ],
-)
-def test_bad_inputs_raise_input_error(vgg, kwargs: dict, match: str) -> None:
-    styles = [_style(32, 32), _style(32, 32)]
-    with pytest.raises(InputError, match=match):
-        stylize(vgg, _content(32, 32), styles, **kwargs)
-
-
-def test_bad_images_raise_input_error(vgg) -> None:
-    enc = vgg
-    with pytest.raises(InputError, match="content must be one RGB image"):
-        stylize(enc, torch.rand(3, 32, 32), [_style(32, 32)])
-    with pytest.raises(InputError, match=r"styles\[0\]"):
-        stylize(enc, _content(32, 32), [torch.rand(1, 1, 32, 32)])
-    with pytest.raises(InputError, match="at least one style"):
-        stylize(enc, _content(32, 32), [])
-    with pytest.raises(InputError, match="style image would be only"):
-        stylize(
-            enc, _content(32, 32), [_style(32, 32)], options=OptimizationOptions(style_scale=0.2)
-        )
+def test_the_engine_asserts_what_the_task_guarantees(vgg, kwargs: dict) -> None:
+    # Programming errors, not user errors: users meet the task's messages above instead.
+    content = kwargs.pop("content", _content(32, 32))
+    styles = kwargs.pop("styles", [_style(32, 32), _style(32, 32)])
+    with pytest.raises(AssertionError):
+        stylize(vgg, content, styles, **kwargs)

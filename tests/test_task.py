@@ -67,6 +67,40 @@ def test_style_weights_count_must_match(photo, art):
         task.run({"content": photo, "styles": [art]})
 
 
+@pytest.mark.parametrize(
+    ("count", "params", "mask", "match"),
+    [
+        (1, {"style_weights": [1, 1]}, None, "got 2 style weights for 1 style images"),
+        (2, {"style_weights": [0, 0]}, None, "style weights must not all be zero"),
+        (1, {}, torch.ones(2, 48, 64), "got 2 masks for 1 style images"),
+        (1, {}, torch.ones(1, 16, 16), "mask is 16x16 but the content image is 64x48"),
+        (1, {}, torch.full((48, 64), -0.5), "mask values must be within 0..1"),
+        (3, {}, torch.ones(48, 64), "a single-channel mask assigns one or two styles"),
+    ],
+)
+def test_the_task_checks_what_the_adain_engine_no_longer_does(
+    photo, art, random_decoder_file, count, params, mask, match
+):
+    decoder = str(random_decoder_file)
+    task = nst.create_task("nst.style_transfer", method="adain", size=0, decoder=decoder, **params)
+    inputs = {"content": photo, "styles": [art] * count}
+    if mask is not None:
+        inputs["mask"] = mask
+    with pytest.raises(InputError, match=match) as info:
+        task.run(inputs)
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputError, match="'style_weights' must be within 0..inf"):
+        nst.create_task("nst.style_transfer", method="adain", style_weights=[1, -1])
+
+
+def test_methods_without_an_init_parameter_ignore_an_init_image(photo, art, random_decoder_file):
+    decoder = str(random_decoder_file)
+    task = nst.create_task("nst.style_transfer", method="adain", size=0, decoder=decoder)
+    start = Picture(torch.zeros(3, 48, 64))
+    out = task.run({"content": photo, "styles": [art], "init": start})["image"]
+    assert out.size == (64, 48)
+
+
 def test_missing_device_is_an_error_not_a_fallback(photo, art):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

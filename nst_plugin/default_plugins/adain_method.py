@@ -10,21 +10,21 @@ from ..engine import adain, color
 from ..engine.progress import Progress, ProgressCallback, StopCheck
 from ..hookspecs import hookimpl
 from ..methods import MethodSpec, StyleRequest
-from ..params import Param
+from ..params import Param, options_from_params, params_from_fields
 from .models import StyleCache, decoder_on, encoder_on
 
 PARAMS = (
-    Param("alpha", "float", 1.0,
-          "content-style trade-off in feature space: 0 reproduces the content, 1 is full style",
-          min=0.0, max=1.0),
+    # alpha is declared on the engine's options, with its range; decoder is this plugin's own.
+    *params_from_fields(adain.AdaINOptions, "alpha"),
     Param("decoder", "str", "", "decoder weights file (.safetensors); empty: the shipped one"),
-)  # fmt: skip
+)
 
 _moments = StyleCache(size=32)
 
 
-def run(request: StyleRequest, on_progress: ProgressCallback | None,
-        should_stop: StopCheck | None) -> torch.Tensor:  # fmt: skip
+def run(
+    request: StyleRequest, on_progress: ProgressCallback | None, should_stop: StopCheck | None
+) -> torch.Tensor:
     p, device = request.params, request.device
     dev = str(device)
     encoder = encoder_on("vgg19", "max", dev)
@@ -39,9 +39,14 @@ def run(request: StyleRequest, on_progress: ProgressCallback | None,
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     with autocast:
         out = adain.stylize(
-            encoder, decoder, content, moments, weights=request.style_weights,
-            alpha=p["alpha"], masks=request.masks,
-        )  # fmt: skip
+            encoder,
+            decoder,
+            content,
+            moments,
+            weights=request.style_weights,
+            options=options_from_params(adain.AdaINOptions, p),
+            masks=request.masks,
+        )
     out = out.float()
     if p["preserve_color"] == "luminance":
         out = color.luminance_transfer(content, out)

@@ -1,8 +1,12 @@
 """The style-transfer task: content (+ styles, mask, init) in, the stylized image out.
 
-It is the one validation boundary: parameters (by the schema), masks, style weights and style
-models are checked here, once, and the chosen method gets typed, trusted values in a
-`StyleRequest`; the engine keeps only cheap shape asserts.
+It is the one validation boundary: parameters (by the schema, whose method entries are declared
+with the engines' options), style images, masks, style weights, the init image and style models
+are checked here, once, and the chosen method gets typed, trusted values in a `StyleRequest`:
+style weights summing to one, masks (S, H, W) in 0..1 at the content's working size, tensors on
+the device. The engines keep only cheap shape asserts, and the few refusals that follow from a
+method's maths (a pass too small for the network's deepest layer, an empty guided region), made
+where the run is planned.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import torch
 
 from .. import plugins
 from ..devices import resolve_device
-from ..engine.adain import normalized_weights
 from ..engine.errors import Cancelled, InputError
 from ..engine.progress import Progress, ProgressCallback, StopCheck
 from ..images import Picture, resize_longer, resize_to
@@ -90,28 +93,22 @@ class StyleTransferTask(Task):
         p = self.params
         spec = plugins.get_method(p["method"])
         device = resolve_device(p["device"])
+        _check_pictures(inputs)
         content_pic = resize_longer(inputs["content"], p["size"] or None)
         styles = [s.rgb[None] for s in inputs.get("styles") or []]
         extras = _style_model_paths(spec, p)
-        if spec.needs_styles:
-            if not styles:
-                raise InputError(f"method {spec.name!r} needs at least one style image")
-            regions = len(styles)
-            weights = normalized_weights(p["style_weights"] or [1.0] * regions, regions)
-        else:
-            if styles:
-                raise InputError(
-                    f"method {spec.name!r} paints its model's style and takes no style images"
-                )
-            regions, weights = len(extras), []
+        regions = _regions(spec, styles, extras)
+        weights = _style_weights(p["style_weights"], regions) if spec.needs_styles else []
         masks = _masks(inputs.get("mask"), regions, inputs["content"], content_pic)
-        if inputs.get("init") is not None:
-            extras["init_image"] = inputs["init"].rgb[None]
+        init = inputs.get("init")
+        _check_init(spec, p, init)
+        if init is not None:
+            extras["init_image"] = init.rgb[None].to(device)
         history: list[dict[str, Any]] = []
 
         def progress(record: Progress) -> None:
-            history.append({"step": record.step, "total": record.total, "size": record.size,
-                            "losses": record.losses, "elapsed": record.elapsed})  # fmt: skip
+            keys = ("step", "total", "size", "losses", "elapsed")
+            history.append({key: getattr(record, key) for key in keys})
             if on_progress is not None:
                 preview = None if record.preview is None else _picture(record.preview)
                 on_progress(dataclasses.replace(record, preview=preview))
@@ -165,6 +162,68 @@ def _style_model_paths(spec: MethodSpec, params: Mapping[str, Any]) -> dict[str,
     return out
 
 
+def _check_pictures(inputs: Mapping[str, Any]) -> None:
+    """Pictures are plain records anyone can build; what the engines compute on is RGB floats
+    shaped (3, H, W), so a grey or batched tensor in one is said here, naming its input."""
+    for port in ("content", "styles", "init"):
+        value = inputs.get(port)
+        many = isinstance(value, list | tuple)
+        for i, picture in enumerate(value if many else [value]):
+            if picture is None or _is_rgb(picture.rgb):
+                continue
+            rgb = picture.rgb
+            got = f"{tuple(rgb.shape)} {rgb.dtype}" if hasattr(rgb, "shape") else type(rgb).__name__
+            name = f"{port}[{i}]" if many else port
+            raise InputError(
+                f"input {name!r} must hold RGB floats in 0..1 shaped (3, H, W), got {got}"
+            )
+
+
+def _is_rgb(rgb: Any) -> bool:
+    return (
+        isinstance(rgb, torch.Tensor)
+        and rgb.ndim == 3
+        and rgb.shape[0] == 3
+        and rgb.is_floating_point()
+    )
+
+
+def _regions(spec: MethodSpec, styles: list[torch.Tensor], extras: Mapping[str, Any]) -> int:
+    """How many regions a mask may assign: one per style image, or, for a method that paints its
+    style models' styles and takes no style images, one per model chosen."""
+    if spec.needs_styles:
+        if not styles:
+            raise InputError(f"method {spec.name!r} needs at least one style image")
+        return len(styles)
+    if styles:
+        raise InputError(f"method {spec.name!r} paints its model's style and takes no style images")
+    return len(extras)
+
+
+def _style_weights(weights: list[float], count: int) -> list[float]:
+    """The blend weights, one per style image, normalised to sum to one (none given: equal).
+
+    The schema has already refused negative ones; all zero would blend nothing."""
+    weights = weights or [1.0] * count
+    if len(weights) != count:
+        raise InputError(f"got {len(weights)} style weights for {count} style images")
+    total = float(sum(weights))
+    if total <= 0:
+        raise InputError("style weights must not all be zero")
+    return [float(w) / total for w in weights]
+
+
+def _check_init(spec: MethodSpec, params: Mapping[str, Any], init: Picture | None) -> None:
+    """For a method with an `init` parameter, the choice and the 'init' input must agree: a
+    forgotten image, or a forgotten init='image', is said rather than silently ignored."""
+    if not any(param.name == "init" for param in spec.params):
+        return
+    if params["init"] == "image" and init is None:
+        raise InputError("init='image' needs an image on the task's 'init' input")
+    if params["init"] != "image" and init is not None:
+        raise InputError("an 'init' image was given; set init='image' to start from it")
+
+
 def _masks(mask: Any, count: int, original: Picture, working: Picture) -> torch.Tensor | None:
     """Normalise the mask port to (S, H, W) at the content's working size.
 
@@ -195,5 +254,3 @@ def _masks(mask: Any, count: int, original: Picture, working: Picture) -> torch.
     if m.shape[-2:] != (h, w):
         m = torch.nn.functional.interpolate(m[None], size=(h, w), mode="bilinear")[0]
     return m.clamp(0, 1)
-
-

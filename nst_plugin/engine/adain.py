@@ -2,18 +2,22 @@
 
 The maths is a few pure functions named after the paper; the decoder is one declarative stack that
 mirrors VGG-19 up to relu4_1. Everything here works on RGB tensors in 0..1, shape (B, 3, H, W).
+
+Inputs arrive checked by the style-transfer task (weights normalised, masks at the content's size,
+alpha within the range `AdaINOptions` declares); this module only asserts shapes.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .encoders import VGGEncoder
-from .errors import InputError
 
 CONTENT_TAP = "relu4_1"
 STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -21,6 +25,25 @@ STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 MULTIPLE = 8
 DECODER_VERSION = 1
 WIDTHS = {"full": 1.0, "half": 0.5}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdaINOptions:
+    """What a host sets for one AdaIN run. Each field's metadata (help, range) is the task
+    schema's entry for it (`params.params_from_fields`), declared only here.
+
+    alpha: the paper's content-style trade-off, blended in feature space (see `stylize`).
+    """
+
+    alpha: float = field(
+        default=1.0,
+        metadata={
+            "help": "content-style trade-off in feature space: 0 reproduces the content, "
+            "1 is full style",
+            "min": 0.0,
+            "max": 1.0,
+        },
+    )
 
 
 def calc_mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,21 +130,10 @@ def blend_moments(
     moments: Sequence[tuple[torch.Tensor, torch.Tensor]], weights: Sequence[float]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Interpolate several styles' moments with weights that sum to one (the paper's Eq. 9)."""
-    w = normalized_weights(weights, len(moments))
-    mean = sum(wi * m for wi, (m, _) in zip(w, moments))
-    std = sum(wi * s for wi, (_, s) in zip(w, moments))
+    assert len(weights) == len(moments) and math.isclose(sum(weights), 1.0, rel_tol=1e-6)
+    mean = sum(wi * m for wi, (m, _) in zip(weights, moments))
+    std = sum(wi * s for wi, (_, s) in zip(weights, moments))
     return mean, std
-
-
-def normalized_weights(weights: Sequence[float], count: int) -> list[float]:
-    if len(weights) != count:
-        raise InputError(f"got {len(weights)} style weights for {count} style images")
-    if any(w < 0 for w in weights):
-        raise InputError(f"style weights must not be negative: {list(weights)}")
-    total = float(sum(weights))
-    if total <= 0:
-        raise InputError("style weights must not all be zero")
-    return [float(w) / total for w in weights]
 
 
 @torch.no_grad()
@@ -132,31 +144,25 @@ def stylize(
     moments: Sequence[tuple[torch.Tensor, torch.Tensor]],
     *,
     weights: Sequence[float] | None = None,
-    alpha: float = 1.0,
+    options: AdaINOptions | None = None,
     masks: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Stylize a batch of content images with precomputed style moments.
 
-    alpha blends in feature space: t = alpha * AdaIN(f(c), s) + (1 - alpha) * f(c), so alpha=0
-    reconstructs the content through the decoder. With `masks` (one (H, W) map per style, in 0..1,
-    at content resolution) each region takes its own style, blended softly where masks overlap;
-    otherwise the styles are interpolated by `weights`.
+    options.alpha blends in feature space: t = alpha * AdaIN(f(c), s) + (1 - alpha) * f(c), so
+    alpha=0 reconstructs the content through the decoder. With `masks` (one (H, W) map per style,
+    in 0..1, at content resolution) each region takes its own style, blended softly where masks
+    overlap; otherwise the styles are interpolated by `weights` (summing to one; None: equal).
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise InputError(f"alpha must be within 0..1, got {alpha}")
+    alpha = (options or AdaINOptions()).alpha
     padded, h, w = pad_to_multiple(content)
     feat = encoder(padded, [CONTENT_TAP])[CONTENT_TAP]
     if masks is None:
-        weights = weights if weights is not None else [1.0] * len(moments)
+        weights = weights if weights is not None else [1.0 / len(moments)] * len(moments)
         mean, std = blend_moments(moments, weights)
         target = adain_from_stats(feat, mean, std)
     else:
-        if masks.shape[0] != len(moments):
-            raise InputError(f"got {masks.shape[0]} masks for {len(moments)} style images")
-        if masks.shape[-2:] != (h, w):
-            raise InputError(
-                f"mask size {tuple(masks.shape[-2:])} differs from the content's {(h, w)}"
-            )
+        assert tuple(masks.shape) == (len(moments), h, w), tuple(masks.shape)
         m = pad_to_multiple(masks[None].float(), MULTIPLE)[0]
         m = F.interpolate(m, size=feat.shape[-2:], mode="bilinear", align_corners=False)[0]
         # Where masks overlap they share the pixel; where they sum below one the content shows.

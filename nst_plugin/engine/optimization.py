@@ -26,16 +26,26 @@ Where the time goes, and what is done about it (benchmarks/bench_optimization.py
   evaluations nor float32 range are wasted.
 * Adam's loss values are read back from the device only when someone listens for progress, so
   such a run without a callback never waits for the device mid-run.
+
+Inputs arrive checked: the style-transfer task is the one place user input is validated, and hands
+this module trusted tensors and options (their ranges are declared on `OptimizationOptions`'s
+fields, from which the task's schema is built). Left here are shape asserts against programming
+errors, and the few refusals that follow from the method itself, made where the plan they depend
+on is made: scales beyond the output, a first pass or a style image too small for the deepest
+layer, an empty guided region.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import math
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -61,20 +71,19 @@ LBFGS_HISTORY = 100
 FIRST_STEP = 8 / 255
 
 
-def _choice(name: str, value: object, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise InputError(f"{name} must be one of {', '.join(map(repr, allowed))}, not {value!r}")
-
-
-def _non_negative(name: str, value: float) -> None:
-    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise InputError(f"{name} must be a finite number >= 0, not {value!r}")
+def _param(default: object, text: str, **limits: object) -> Any:
+    """A field hosts set: its default, and the help text and range (`min`, `max`) or `choices`
+    the task's schema shows and enforces, kept in the field's metadata."""
+    return field(default=default, metadata={"help": text, **limits})
 
 
 @dataclass(frozen=True, kw_only=True)
 class OptimizationOptions:
     """Everything that shapes one Gatys run; the defaults give a clearly stylized, recognisable
     picture from a content start in a few hundred L-BFGS steps.
+
+    A field whose metadata has a `help` is a parameter hosts set: its default, help and range or
+    choices there are the task schema's entry (`params.params_from_fields`), declared only here.
 
     content_layers / style_layers: VGG taps (conv*, relu*, pool*) the losses read. The defaults are
         the paper's conv4_2 and conv1_1..conv5_1 taken after their ReLU, as the paper's Caffe model
@@ -92,7 +101,7 @@ class OptimizationOptions:
     init: start from the "content" image (fastest, most faithful), white "noise" (the paper's
         choice: more texture, needs more steps) or a given "image" (`init_image` of `stylize`).
     optimizer: "lbfgs" (the paper's; best quality per step) or "adam" (steady, lower memory, with
-        learning rate `lr` in 0..1 pixel units).
+        `learning_rate` in 0..1 pixel units).
     iterations: forward and backward passes at each scale (an L-BFGS iteration takes one, now and
         then a few more when its line search has to step back).
     seed: seeds the noise start, the only randomness; equal seeds give equal images on the CPU.
@@ -110,83 +119,41 @@ class OptimizationOptions:
     content_layers: Sequence[str] = DEFAULT_CONTENT_LAYERS
     style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS
     style_layer_weights: Sequence[float] | None = None
-    content_weight: float = 1.0
-    style_weight: float = 100.0
-    tv_weight: float = 1e6
-    init: str = "content"
-    optimizer: str = "lbfgs"
-    iterations: int = 300
-    lr: float = 0.02
+    content_weight: float = _param(1.0, "weight of the content loss (VGG-19 layer 4_2)", min=0.0)
+    style_weight: float = _param(
+        100.0,
+        "weight of the Gram style loss (layers 1_1..5_1), normalised across image sizes",
+        min=0.0,
+    )
+    tv_weight: float = _param(1e6, "weight of total variation (smoothness)", min=0.0)
+    init: str = _param(
+        "content",
+        "start from the content image, from noise, or from the 'init' input image",
+        choices=INITS,
+    )
+    optimizer: str = _param(
+        "lbfgs", "L-BFGS converges in fewer steps; Adam is steadier", choices=OPTIMIZERS
+    )
+    iterations: int = _param(
+        300, "optimizer passes (forward + backward) at each scale", min=1, max=100_000
+    )
+    learning_rate: float = _param(
+        0.02, "Adam step size (pixels on the 0..1 scale)", min=1e-6, max=10.0
+    )
     seed: int = 0
-    style_scale: float = 1.0
+    style_scale: float = _param(
+        1.0,
+        "style image size relative to the output: larger gives larger brush strokes",
+        min=0.1,
+        max=4.0,
+    )
     scales: Sequence[int] | None = None
     preserve_color: str = "none"
-    pooling: str = "max"
-
-    def __post_init__(self) -> None:
-        for name in ("content_layers", "style_layers", "style_layer_weights", "scales"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                value = (value,)
-            if value is not None and not isinstance(value, tuple):
-                try:
-                    value = tuple(value)
-                except TypeError:
-                    raise InputError(f"{name} must be a sequence, not {value!r}") from None
-            object.__setattr__(self, name, value)
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise InputError naming the first bad option and what it accepts."""
-        _choice("init", self.init, INITS)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("preserve_color", self.preserve_color, COLOR_MODES)
-        _choice("pooling", self.pooling, POOLINGS)
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            _non_negative(name, getattr(self, name))
-        if not self.style_layers:
-            raise InputError("style_layers must name at least one layer, e.g. relu1_1")
-        if not self.content_layers and self.content_weight > 0:
-            raise InputError("content_layers is empty; name a layer or set content_weight=0")
-        for name in ("content_layers", "style_layers"):
-            for tap in getattr(self, name):
-                if not isinstance(tap, str):
-                    raise InputError(f"{name} must hold layer names, not {tap!r}")
-        if self.style_layer_weights is not None:
-            if len(self.style_layer_weights) != len(self.style_layers):
-                raise InputError(
-                    f"style_layer_weights has {len(self.style_layer_weights)} values for "
-                    f"{len(self.style_layers)} style_layers"
-                )
-            for w in self.style_layer_weights:
-                _non_negative("style_layer_weights", w)
-            if sum(self.style_layer_weights) <= 0:
-                raise InputError("style_layer_weights must not all be zero")
-        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int):
-            raise InputError(f"iterations must be a whole number >= 1, not {self.iterations!r}")
-        if self.iterations < 1:
-            raise InputError(f"iterations must be >= 1, not {self.iterations}")
-        if not isinstance(self.lr, int | float) or not math.isfinite(self.lr) or self.lr <= 0:
-            raise InputError(f"lr must be a number > 0, not {self.lr!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise InputError(f"seed must be a whole number, not {self.seed!r}")
-        scale = self.style_scale
-        if not isinstance(scale, int | float) or not math.isfinite(scale) or scale <= 0:
-            raise InputError(f"style_scale must be a number > 0, not {scale!r}")
-        for side in self.scales or ():
-            if isinstance(side, bool) or not isinstance(side, int) or side < 1:
-                raise InputError(f"scales must hold pixel sizes >= 1, not {side!r}")
+    pooling: str = _param("max", "VGG pooling; 'avg' gives smoother results", choices=POOLINGS)
 
     def replace(self, **changes: object) -> OptimizationOptions:
-        """A copy with some options changed, validated like a new one."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        unknown = set(changes) - set(values)
-        if unknown:
-            raise InputError(
-                f"unknown option(s) {', '.join(sorted(unknown))}; known: {', '.join(values)}"
-            )
-        values.update(changes)
-        return OptimizationOptions(**values)
+        """A copy with some options changed."""
+        return dataclasses.replace(self, **changes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,61 +204,64 @@ def _min_side(encoder: VGGEncoder, tap: str) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# Inputs
+# What the caller guarantees, and what only the method can refuse
 
 
-def _check_image(image: object, name: str) -> torch.Tensor:
-    if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[:2] != (1, 3):
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise InputError(f"{name} must be one RGB image tensor shaped (1, 3, H, W), got {shape}")
-    if not image.is_floating_point():
-        raise InputError(f"{name} must hold floats in 0..1, not {image.dtype}")
-    return image.float()
+def _assert_trusted(
+    encoder: VGGEncoder,
+    content: torch.Tensor,
+    styles: Sequence[torch.Tensor],
+    style_weights: Sequence[float] | None,
+    masks: torch.Tensor | None,
+    options: OptimizationOptions,
+    init_image: torch.Tensor | None,
+) -> None:
+    """The contract with the caller (the task checks every user input against it): shapes
+    only, cheap, and never the way a user learns of a mistake."""
+    assert content.dim() == 4 and content.shape[:2] == (1, 3), tuple(content.shape)
+    assert styles and all(s.dim() == 4 and s.shape[:2] == (1, 3) for s in styles)
+    assert style_weights is None or (
+        len(style_weights) == len(styles) and math.isclose(sum(style_weights), 1.0, rel_tol=1e-6)
+    )
+    assert masks is None or tuple(masks.shape) == (len(styles), *content.shape[-2:])
+    assert (init_image is not None) == (options.init == "image")
+    taps = set(options.content_layers) | set(options.style_layers)
+    assert options.style_layers and taps <= set(encoder.names), taps - set(encoder.names)
 
 
-def _style_weights(style_weights: Sequence[float] | None, count: int) -> list[float]:
-    if style_weights is None:
-        return [1.0 / count] * count
-    weights = list(style_weights)
-    if len(weights) != count:
-        raise InputError(f"style_weights has {len(weights)} values for {count} style images")
-    for w in weights:
-        _non_negative("style_weights", w)
-    total = float(sum(weights))
-    if total <= 0:
-        raise InputError("style_weights must not all be zero")
-    return [float(w) / total for w in weights]
-
-
-def _check_masks(masks: object, count: int, size: tuple[int, int]) -> torch.Tensor | None:
-    if masks is None:
-        return None
-    if not isinstance(masks, torch.Tensor) or masks.dim() != 3:
-        shape = tuple(masks.shape) if isinstance(masks, torch.Tensor) else type(masks).__name__
-        raise InputError(f"masks must be a tensor shaped (styles, H, W), got {shape}")
-    if masks.shape[0] != count:
-        raise InputError(f"got {masks.shape[0]} masks for {count} style images; give one per style")
-    if tuple(masks.shape[-2:]) != tuple(size):
+def _check_first_pass(
+    encoder: VGGEncoder,
+    last_tap: str,
+    first: tuple[int, int],
+    styles: Sequence[torch.Tensor],
+    style_scale: float,
+) -> None:
+    """The coarsest pass, and every style image at its size, must leave the deepest tap at
+    least one pixel: a fact of the network (two per pooling before it), so refused here."""
+    need = _min_side(encoder, last_tap)
+    if min(first) < need:
         raise InputError(
-            f"mask size {tuple(masks.shape[-2:])} differs from the content's {tuple(size)} (H, W)"
+            f"the first pass would be {first[1]}x{first[0]} px, below the {need} px that "
+            f"{last_tap} needs; use larger scales or a bigger image"
         )
-    masks = masks.float()
-    if masks.min() < 0 or masks.max() > 1:
-        raise InputError("mask values must lie within 0..1")
-    empty = [i for i in range(count) if masks[i].max() <= 0]
+    style_min = min(
+        min(s.shape[-2:]) * style_scale * max(first) / max(s.shape[-2:]) for s in styles
+    )
+    if style_min < need:
+        raise InputError(
+            f"a style image would be only {style_min:.0f} px on its shorter side at the first "
+            f"pass, below the {need} px that {last_tap} needs; raise style_scale or use larger "
+            "scales"
+        )
+
+
+def _check_regions(masks: torch.Tensor) -> None:
+    """A guided Gram matrix (Gatys et al., CVPR 2017) averages a style's features over its
+    region, so an empty region has no statistics to match: refused by this method, where AdaIN
+    takes an empty mask to mean 'this style nowhere'."""
+    empty = [i for i in range(len(masks)) if masks[i].max() <= 0]
     if empty:
         raise InputError(f"mask(s) {empty} are empty: those styles would have nowhere to go")
-    return masks
-
-
-def _check_layers(encoder: VGGEncoder, options: OptimizationOptions) -> None:
-    for name in ("content_layers", "style_layers"):
-        unknown = [t for t in getattr(options, name) if t not in encoder.names]
-        if unknown:
-            raise InputError(
-                f"{name}: unknown layer(s) {', '.join(unknown)} for {encoder.name}; "
-                f"known: {', '.join(encoder.names)}"
-            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,6 +353,7 @@ def _targets(
 
 def _layer_weights(options: OptimizationOptions) -> dict[str, float]:
     raw = options.style_layer_weights or [1.0] * len(options.style_layers)
+    assert len(raw) == len(options.style_layers), "one style_layer_weights entry per style layer"
     total = float(sum(raw))
     weights: dict[str, float] = {}
     for tap, w in zip(options.style_layers, raw):
@@ -398,26 +369,36 @@ def _initial_image(
     if options.init == "noise":
         gen = torch.Generator().manual_seed(options.seed)
         return torch.rand(content.shape, generator=gen).to(content.device)
-    assert init_image is not None  # checked in stylize
+    assert init_image is not None  # the task gives one whenever init is "image"
     return _resize(init_image.to(content.device), tuple(content.shape[-2:])).clone()
+
+
+def _finish(x: torch.Tensor, reference: torch.Tensor, preserve_color: str) -> torch.Tensor:
+    """The image as it leaves the method: clamped to 0..1, its colours kept if asked."""
+    out = x.detach().clamp(0.0, 1.0)
+    if preserve_color == "luminance":
+        out = luminance_transfer(reference, out)
+    return out
 
 
 class _BudgetSpent(Exception):
     """Raised by the objective when a scale's evaluations are used up, even mid line search."""
 
 
-def _make_optimizer(u: torch.Tensor, options: OptimizationOptions) -> torch.optim.Optimizer:
+def _make_optimizer(
+    u: torch.Tensor, options: OptimizationOptions, budget: int
+) -> torch.optim.Optimizer:
     if options.optimizer == "lbfgs":
         # One step() call runs the whole budget; the objective counts evaluations and stops it.
         return torch.optim.LBFGS(
             [u],
             lr=1.0,
-            max_iter=options.iterations,
-            max_eval=2 * options.iterations,
+            max_iter=budget,
+            max_eval=2 * budget,
             history_size=LBFGS_HISTORY,
             line_search_fn="strong_wolfe",
         )
-    return torch.optim.Adam([u], lr=options.lr)
+    return torch.optim.Adam([u], lr=options.learning_rate)
 
 
 def _lbfgs_unit(image: torch.Tensor) -> float:
@@ -429,6 +410,74 @@ def _lbfgs_unit(image: torch.Tensor) -> float:
     pixels by FIRST_STEP on average at every size; after that L-BFGS is indifferent to k.
     """
     return 1.0 / (FIRST_STEP * image.numel())
+
+
+@dataclass
+class _Run:
+    """What every scale of one run shares: the inputs on the device, the prepared encoder, the
+    callbacks, and the step count that carries on from one scale to the next."""
+
+    options: OptimizationOptions
+    enc: VGGEncoder
+    memory_format: torch.memory_format
+    content: torch.Tensor
+    styles: list[torch.Tensor]
+    weights: list[float]
+    masks: torch.Tensor | None
+    taps: tuple[str, ...]
+    layer_weights: dict[str, float]
+    sizes: list[tuple[int, int]]
+    # Evaluations each scale may spend; their sum is the `total` progress reports.
+    budgets: list[int]
+    on_progress: ProgressCallback | None
+    should_stop: StopCheck | None
+    preview_every: int
+    start: float = field(default_factory=time.perf_counter)
+    step: int = 0
+
+    @property
+    def lbfgs(self) -> bool:
+        return self.options.optimizer == "lbfgs"
+
+    @property
+    def total(self) -> int:
+        return sum(self.budgets)
+
+    def feed(self, image: torch.Tensor) -> torch.Tensor:
+        """An image in the memory format the prepared encoder convolves fastest."""
+        return image.contiguous(memory_format=self.memory_format)
+
+
+@dataclass
+class _Scale:
+    """One scale's pass: the variable the optimizer moves, u = unit·x, and what the objective
+    keeps from one evaluation to the next."""
+
+    index: int
+    size: tuple[int, int]
+    content: torch.Tensor  # the content at this size, the reference for colours and previews
+    targets: _Targets
+    u: torch.Tensor
+    unit: float
+    budget: int
+    # L-BFGS may be cut off mid line search, at a trial point: it returns its best point instead.
+    keep_best: bool
+    evaluations: int = 0
+    norm: float | None = None  # 1/f₀, from this scale's first finite loss
+    best_loss: float = math.inf
+    worst: float = 1.0  # the largest normalised loss seen: the base of the "much worse" value
+    best_u: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.best_u = self.u.detach().clone()
+
+    def done(self) -> bool:
+        """Whether this pass is over: the one place a rule for ending a scale is asked."""
+        return self.evaluations >= self.budget
+
+    def current(self) -> torch.Tensor:
+        """The image this pass would return now, in 0..1 units (not yet clamped)."""
+        return (self.best_u if self.keep_best else self.u.detach()) / self.unit
 
 
 def stylize(
@@ -446,178 +495,157 @@ def stylize(
 ) -> torch.Tensor:
     """Paint `content` in the manner of `styles`; returns RGB (1, 3, H, W) in 0..1.
 
-    content: (1, 3, H, W) in 0..1, already at the output size; the run happens on its device.
+    The arguments are trusted (the task validates them; see the module's notes):
+    content: (1, 3, H, W) float in 0..1, already at the output size; the run happens on its device.
     styles: (1, 3, h, w) images of any size; each is resized per scale by `options.style_scale`.
-    style_weights: how much of each style's Gram statistics to blend (normalised; default equal).
+    style_weights: how much of each style's Gram statistics to blend, summing to one (None: equal).
     masks: optional (len(styles), H, W) maps in 0..1 giving each style its region of the output;
         each region is matched against its style at full strength, scaled by its style weight;
         pixels no mask covers keep only the content loss.
     options: OptimizationOptions(); None means the defaults.
-    init_image: the start image for options.init == "image", any size (resized to fit).
+    init_image: the start image, given exactly when options.init == "image"; any size.
     on_progress: called after every step with a Progress (losses are the weighted terms);
         every `preview_every` steps (0: never) it carries the current image as `preview`.
     should_stop: polled before every step; when it returns True, Cancelled is raised with
         `partial` the current image, upsampled to the output size.
     """
     options = options or OptimizationOptions()
-    if not isinstance(options, OptimizationOptions):
-        raise InputError(f"options must be OptimizationOptions, not {type(options).__name__}")
-    options.validate()
-    content = _check_image(content, "content")
-    if isinstance(styles, torch.Tensor):
-        styles = [styles]
-    styles = [_check_image(s, f"styles[{i}]") for i, s in enumerate(styles)]
-    if not styles:
-        raise InputError("give at least one style image")
-    weights = _style_weights(style_weights, len(styles))
-    out_h, out_w = content.shape[-2:]
-    masks = _check_masks(masks, len(styles), (out_h, out_w))
-    _check_layers(encoder, options)
-    if options.init == "image":
-        if init_image is None:
-            raise InputError('init="image" needs an init_image')
-        init_image = _check_image(init_image, "init_image")
-    elif init_image is not None:
-        raise InputError(f'init_image was given but init is {options.init!r}; set init="image"')
-    if isinstance(preview_every, bool) or not isinstance(preview_every, int) or preview_every < 0:
-        raise InputError(f"preview_every must be a whole number >= 0, not {preview_every!r}")
-
-    sizes = plan_scales(out_h, out_w, options.scales)
+    _assert_trusted(encoder, content, styles, style_weights, masks, options, init_image)
+    sizes = plan_scales(*content.shape[-2:], options.scales)
     taps = tuple(dict.fromkeys((*options.content_layers, *options.style_layers)))
     last_tap = max(taps, key=encoder.names.index)
-    need = _min_side(encoder, last_tap)
-    if min(sizes[0]) < need:
-        raise InputError(
-            f"the first pass would be {sizes[0][1]}x{sizes[0][0]} px, below the {need} px that "
-            f"{last_tap} needs; use larger scales or a bigger image"
-        )
-    style_min = min(
-        min(s.shape[-2:]) * options.style_scale * max(sizes[0]) / max(s.shape[-2:]) for s in styles
-    )
-    if style_min < need:
-        raise InputError(
-            f"a style image would be only {style_min:.0f} px on its shorter side at the first "
-            f"pass, below the {need} px that {last_tap} needs; raise style_scale or use larger "
-            "scales"
-        )
-
+    _check_first_pass(encoder, last_tap, sizes[0], styles, options.style_scale)
+    if masks is not None:
+        _check_regions(masks)
     device = content.device
-    enc = _prepared_encoder(encoder, last_tap, options.pooling, device)
-    memory_format = torch.channels_last if _channels_last(device) else torch.contiguous_format
-
-    def feed(image: torch.Tensor) -> torch.Tensor:
-        return image.contiguous(memory_format=memory_format)
-
-    layer_weights = _layer_weights(options)
-    styles = [s.to(device) for s in styles]
-    masks = None if masks is None else masks.to(device)
-    total_steps = options.iterations * len(sizes)
-    start = time.perf_counter()
-    step = 0
-    lbfgs = options.optimizer == "lbfgs"
-
-    def finish(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        out = x.detach().clamp(0.0, 1.0)
-        if options.preserve_color == "luminance":
-            out = luminance_transfer(reference, out)
-        return out
-
-    def run_scale(scale: int, size: tuple[int, int], image: torch.Tensor) -> torch.Tensor:
-        nonlocal step
-        content_k = _resize(content, size)
-        targets = _targets(enc, feed, content_k, styles, weights, masks, options)
-        unit = _lbfgs_unit(image) if lbfgs else 1.0
-        u = (image.detach() * unit).contiguous().requires_grad_(True)
-        optimizer = _make_optimizer(u, options)
-        best_u, best_loss, worst = u.detach().clone(), math.inf, 1.0
-        norm: float | None = None
-        evaluations = 0
-
-        def current() -> torch.Tensor:
-            # L-BFGS may be cut off mid line search, at a trial point: keep its best point.
-            return (best_u if lbfgs else u.detach()) / unit
-
-        def closure() -> torch.Tensor:
-            nonlocal evaluations, step
-            if evaluations >= options.iterations:
-                raise _BudgetSpent
-            if should_stop is not None and should_stop():
-                partial = _resize(finish(current(), content_k), (out_h, out_w))
-                raise Cancelled(
-                    f"style transfer cancelled at step {step} of {total_steps}", partial=partial
-                )
-            u.grad = None
-            x = u / unit
-            feats = enc(feed(x), taps)
-            c = options.content_weight * content_loss(feats, targets.content)
-            s = options.style_weight * sum(
-                w * style_loss(feats, grams, layer_weights, layer_masks)
-                for grams, layer_masks, w in targets.styles
-            )
-            tv = options.tv_weight * tv_loss(x)
-            total = c + s + tv
-            evaluations += 1
-            step += 1
-            if lbfgs:
-                objective = lbfgs_objective(total)
-            else:
-                total.backward()
-                objective = total
-            if on_progress is not None:
-                preview = None
-                if preview_every and (step % preview_every == 0 or step == total_steps):
-                    preview = finish(x, content_k)[0].cpu()
-                terms = {"content": c, "style": s, "tv": tv, "total": total}
-                on_progress(
-                    Progress(
-                        step=step,
-                        total=total_steps,
-                        losses={k: float(v.detach()) for k, v in terms.items()},
-                        elapsed=time.perf_counter() - start,
-                        size=(size[1], size[0]),
-                        scale=scale,
-                        scales=len(sizes),
-                        preview=preview,
-                    )
-                )
-            return objective
-
-        def lbfgs_objective(total: torch.Tensor) -> torch.Tensor:
-            """Backpropagate total/f₀ (f₀: this scale's first loss) and keep the best point.
-
-            The raw losses of Caffe-scale features run to 1e10 and their gradients further, so
-            the line search's float32 products (g·d, squared in its cubic fit) would overflow;
-            divided by f₀ they start at 1, and L-BFGS does not care about the scale otherwise.
-            """
-            nonlocal norm, best_loss, worst
-            value = float(total.detach())  # L-BFGS reads it anyway: no extra device sync
-            if not math.isfinite(value):
-                # A trial step overshot until the features overflowed. NaN fails every
-                # comparison and inf turns the cubic fit into NaN, both sending the search
-                # further out; a finite "much worse" value with a zero gradient makes it step
-                # back, and the run goes on.
-                u.grad = torch.zeros_like(u)
-                return total.new_tensor(10.0 * worst)
-            if norm is None:
-                norm = 1.0 / value if value > 0 else 1.0
-            (total * norm).backward()
-            worst = max(worst, value * norm)
-            if value < best_loss:
-                best_loss = value
-                best_u.copy_(u.detach())
-            return total.detach() * norm
-
-        try:
-            while evaluations < options.iterations:
-                optimizer.step(closure)
-                if not lbfgs:
-                    with torch.no_grad():
-                        u.clamp_(0.0, 1.0)
-        except _BudgetSpent:
-            pass
-        return current().clamp(0.0, 1.0)
-
+    run = _Run(
+        options=options,
+        enc=_prepared_encoder(encoder, last_tap, options.pooling, device),
+        memory_format=torch.channels_last if _channels_last(device) else torch.contiguous_format,
+        content=content,
+        styles=[s.to(device) for s in styles],
+        weights=[1.0 / len(styles)] * len(styles) if style_weights is None else list(style_weights),
+        masks=None if masks is None else masks.to(device),
+        taps=taps,
+        layer_weights=_layer_weights(options),
+        sizes=sizes,
+        budgets=[options.iterations] * len(sizes),
+        on_progress=on_progress,
+        should_stop=should_stop,
+        preview_every=preview_every,
+    )
     image = _initial_image(_resize(content, sizes[0]), init_image, options)
-    for scale, size in enumerate(sizes):
-        image = run_scale(scale, size, _resize(image, size))
-    return finish(image, content)
+    for index, size in enumerate(sizes):
+        image = _run_scale(run, index, _resize(image, size))
+    return _finish(image, content, options.preserve_color)
+
+
+def _run_scale(run: _Run, index: int, image: torch.Tensor) -> torch.Tensor:
+    """One pass at sizes[index], started from `image` at that size: its targets, then the
+    optimizer until the pass is done. L-BFGS spends many evaluations in one `step` (its objective
+    ends the pass from inside); Adam takes one per `step` and is kept inside 0..1 after each."""
+    size = run.sizes[index]
+    content = _resize(run.content, size)
+    targets = _targets(run.enc, run.feed, content, run.styles, run.weights, run.masks, run.options)
+    unit = _lbfgs_unit(image) if run.lbfgs else 1.0
+    u = (image.detach() * unit).contiguous().requires_grad_(True)
+    scale = _Scale(index, size, content, targets, u, unit, run.budgets[index], keep_best=run.lbfgs)
+    optimizer = _make_optimizer(u, run.options, scale.budget)
+    objective = functools.partial(_evaluate, run, scale)
+    try:
+        while not scale.done():
+            optimizer.step(objective)
+            if not run.lbfgs:
+                with torch.no_grad():
+                    u.clamp_(0.0, 1.0)
+    except _BudgetSpent:
+        pass
+    return scale.current().clamp(0.0, 1.0)
+
+
+def _evaluate(run: _Run, scale: _Scale) -> torch.Tensor:
+    """One step: a forward and backward pass at the current point, the closure both optimizers
+    call. It ends the pass when its budget is spent (even mid line search), stops the run when
+    asked, and reports progress."""
+    if scale.done():
+        raise _BudgetSpent
+    if run.should_stop is not None and run.should_stop():
+        raise _cancelled(run, scale)
+    scale.u.grad = None
+    x = scale.u / scale.unit
+    terms = _losses(run, scale.targets, x)
+    scale.evaluations += 1
+    run.step += 1
+    if run.lbfgs:
+        objective = _lbfgs_objective(scale, terms["total"])
+    else:
+        terms["total"].backward()
+        objective = terms["total"]
+    if run.on_progress is not None:
+        run.on_progress(_progress(run, scale, x, terms))
+    return objective
+
+
+def _losses(run: _Run, targets: _Targets, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The weighted loss terms at image x: the paper's Eq. 7, α·L_content + β·L_style, plus a
+    total-variation term the paper does not have, against the speckle the Gram loss leaves."""
+    options = run.options
+    feats = run.enc(run.feed(x), run.taps)
+    c = options.content_weight * content_loss(feats, targets.content)
+    s = options.style_weight * sum(
+        w * style_loss(feats, grams, run.layer_weights, layer_masks)
+        for grams, layer_masks, w in targets.styles
+    )
+    tv = options.tv_weight * tv_loss(x)
+    return {"content": c, "style": s, "tv": tv, "total": c + s + tv}
+
+
+def _lbfgs_objective(scale: _Scale, total: torch.Tensor) -> torch.Tensor:
+    """Backpropagate total/f₀ (f₀: this scale's first loss) and keep the best point.
+
+    The raw losses of Caffe-scale features run to 1e10 and their gradients further, so
+    the line search's float32 products (g·d, squared in its cubic fit) would overflow;
+    divided by f₀ they start at 1, and L-BFGS does not care about the scale otherwise.
+    """
+    value = float(total.detach())  # L-BFGS reads it anyway: no extra device sync
+    if not math.isfinite(value):
+        # A trial step overshot until the features overflowed. NaN fails every
+        # comparison and inf turns the cubic fit into NaN, both sending the search
+        # further out; a finite "much worse" value with a zero gradient makes it step
+        # back, and the run goes on.
+        scale.u.grad = torch.zeros_like(scale.u)
+        return total.new_tensor(10.0 * scale.worst)
+    if scale.norm is None:
+        scale.norm = 1.0 / value if value > 0 else 1.0
+    (total * scale.norm).backward()
+    scale.worst = max(scale.worst, value * scale.norm)
+    if value < scale.best_loss:
+        scale.best_loss = value
+        scale.best_u.copy_(scale.u.detach())
+    return total.detach() * scale.norm
+
+
+def _progress(
+    run: _Run, scale: _Scale, x: torch.Tensor, terms: dict[str, torch.Tensor]
+) -> Progress:
+    """The record of the step just taken, with the image as a preview every N steps and last."""
+    preview = None
+    if run.preview_every and (run.step % run.preview_every == 0 or run.step == run.total):
+        preview = _finish(x, scale.content, run.options.preserve_color)[0].cpu()
+    return Progress(
+        step=run.step,
+        total=run.total,
+        losses={k: float(v.detach()) for k, v in terms.items()},
+        elapsed=time.perf_counter() - run.start,
+        size=(scale.size[1], scale.size[0]),
+        scale=scale.index,
+        scales=len(run.sizes),
+        preview=preview,
+    )
+
+
+def _cancelled(run: _Run, scale: _Scale) -> Cancelled:
+    """The error a stop request ends the run with, carrying the image so far at output size."""
+    partial = _finish(scale.current(), scale.content, run.options.preserve_color)
+    partial = _resize(partial, tuple(run.content.shape[-2:]))
+    return Cancelled(f"style transfer cancelled at step {run.step} of {run.total}", partial=partial)
