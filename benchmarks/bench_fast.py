@@ -71,8 +71,11 @@ def speed(model: str, painting: Picture, photo: Picture, repeat: int) -> None:
             t_lite = _median_seconds(
                 lambda p=pil, w=w: lite.stylize(p, style=0, max_size=w), repeat
             )
-        print(f"| {w}x{h} | {t_fast:.3f} s | {t_adain:.3f} s | {t_lite:.3f} s | "
-              f"{t_fast / t_lite:.2f} | {t_fast / t_adain:.2f} |", flush=True)  # fmt: skip
+        print(
+            f"| {w}x{h} | {t_fast:.3f} s | {t_adain:.3f} s | {t_lite:.3f} s | "
+            f"{t_fast / t_lite:.2f} | {t_fast / t_adain:.2f} |",
+            flush=True,
+        )
 
 
 def quality(models: list[str], photos: list[Path], size: int, sheet: Path, tile: int) -> None:
@@ -88,9 +91,10 @@ def quality(models: list[str], photos: list[Path], size: int, sheet: Path, tile:
         style = resize_longer(painting, size)
         for i, path in enumerate(photos):
             content = resize_longer(nst.load_image(path), size)
-            for name, task, inputs in (("fast", fast, {"content": content}),
-                                       ("adain", adain, {"content": content,
-                                                         "styles": [painting]})):  # fmt: skip
+            for name, task, inputs in (
+                ("fast", fast, {"content": content}),
+                ("adain", adain, {"content": content, "styles": [painting]}),
+            ):
                 t = time.perf_counter()
                 out = task.run(inputs)["image"]
                 seconds = time.perf_counter() - t
@@ -101,8 +105,11 @@ def quality(models: list[str], photos: list[Path], size: int, sheet: Path, tile:
                     outputs[(i, model)] = out
         for name in ("fast", "adain"):
             c = np.array(results[(model, name)]).mean(0)
-            print(f"| {model} | {name} | {c[0]:.3f} | {c[1]:.3f} | {c[2]:.3f} | {c[3]:.3f} | "
-                  f"{c[4]:.2f} |", flush=True)  # fmt: skip
+            print(
+                f"| {model} | {name} | {c[0]:.3f} | {c[1]:.3f} | {c[2]:.3f} | {c[3]:.3f} | "
+                f"{c[4]:.2f} |",
+                flush=True,
+            )
     shown = photos[:8]
     rows.append([Picture(torch.ones(3, 8, 8)), *paintings])
     for i, path in enumerate(shown):

@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="only the first N pairs")
     parser.add_argument("--sheet", default="benchmarks/results/quality-sheet.jpg")
     parser.add_argument("--tile", type=int, default=192)
-    args = parser.parse_args()  # fmt: skip
+    args = parser.parse_args()
 
     data = Path(args.data)
     contents = sorted((data / "content").glob("*.jpg"))
@@ -150,11 +150,16 @@ def main() -> None:
             ssim, pd = ssim_grey(out, content), palette_distance(out, style)
             scores[name].append((sd, cd, ssim, pd, seconds))
             row.append(out)
-            print(f"{cpath.stem} x {spath.stem} {name}: style {sd:.3f} content {cd:.3f} "
-                  f"ssim {ssim:.3f} palette {pd:.3f} {seconds:.2f}s", flush=True)  # fmt: skip
+            print(
+                f"{cpath.stem} x {spath.stem} {name}: style {sd:.3f} content {cd:.3f} "
+                f"ssim {ssim:.3f} palette {pd:.3f} {seconds:.2f}s",
+                flush=True,
+            )
         rows.append(row)
-    print(f"\n{len(pairs)} pairs at {args.size} px, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads\n")  # fmt: skip
+    print(
+        f"\n{len(pairs)} pairs at {args.size} px, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads\n"
+    )
     print("| method | style distance | content distance | SSIM | palette distance | s / image |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, rows_ in scores.items():

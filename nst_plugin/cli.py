@@ -129,17 +129,37 @@ def _run_train_fast(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    keys = ("batch_size", "crop", "lr", "lr_decay", "style_weight", "content_weight",
-            "tv_weight", "recon_steps", "width", "seed")  # fmt: skip
+    keys = (
+        "batch_size",
+        "crop",
+        "lr",
+        "lr_decay",
+        "style_weight",
+        "content_weight",
+        "tv_weight",
+        "recon_steps",
+        "width",
+        "seed",
+    )
     info = ("name", "title", "artist", "painting", "year", "licence", "source")
     train_fast(
-        style=args.style, content_dir=args.content_dir, out=args.out, steps=args.steps,
-        info={k: getattr(args, k) for k in info}, resume=args.resume, overwrite=args.overwrite,
-        init=args.init, style_size=args.style_size, time_limit_min=args.time_limit,
-        checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes,
-        sample_every=args.sample_every, settings={k: getattr(args, k) for k in keys},
-        device=args.device, quiet=args.quiet,
-    )  # fmt: skip
+        style=args.style,
+        content_dir=args.content_dir,
+        out=args.out,
+        steps=args.steps,
+        info={k: getattr(args, k) for k in info},
+        resume=args.resume,
+        overwrite=args.overwrite,
+        init=args.init,
+        style_size=args.style_size,
+        time_limit_min=args.time_limit,
+        checkpoint_every=args.checkpoint_every,
+        checkpoint_minutes=args.checkpoint_minutes,
+        sample_every=args.sample_every,
+        settings={k: getattr(args, k) for k in keys},
+        device=args.device,
+        quiet=args.quiet,
+    )
     return 0
 
 
@@ -150,15 +170,35 @@ def _run_train_adain(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    keys = ("batch_size", "crop", "lr", "lr_decay", "style_weight", "content_weight",
-            "recon_steps", "width", "seed", "content_margin", "structure_weight")  # fmt: skip
+    keys = (
+        "batch_size",
+        "crop",
+        "lr",
+        "lr_decay",
+        "style_weight",
+        "content_weight",
+        "recon_steps",
+        "width",
+        "seed",
+        "content_margin",
+        "structure_weight",
+    )
     train_adain(
-        content_dir=args.content_dir, style_dir=args.style_dir, out=args.out, steps=args.steps,
-        resume=args.resume, overwrite=args.overwrite, time_limit_min=args.time_limit,
-        checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes,
-        sample_every=args.sample_every, cache_dir=args.cache_dir,
-        settings={k: getattr(args, k) for k in keys}, device=args.device, quiet=args.quiet,
-    )  # fmt: skip
+        content_dir=args.content_dir,
+        style_dir=args.style_dir,
+        out=args.out,
+        steps=args.steps,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        time_limit_min=args.time_limit,
+        checkpoint_every=args.checkpoint_every,
+        checkpoint_minutes=args.checkpoint_minutes,
+        sample_every=args.sample_every,
+        cache_dir=args.cache_dir,
+        settings={k: getattr(args, k) for k in keys},
+        device=args.device,
+        quiet=args.quiet,
+    )
     return 0
 
 
@@ -202,10 +242,12 @@ def _add_stylize(sub: argparse._SubParsersAction, with_schema: bool) -> None:
             ",".join(map(str, param.default)) if isinstance(param.default, list) else param.default
         )
         group.add_argument(
-            "--" + param.name.replace("_", "-"), dest=f"param_{param.name}", default=None,
+            "--" + param.name.replace("_", "-"),
+            dest=f"param_{param.name}",
+            default=None,
             metavar=param.type.upper(),
             help=f"{param.description}{where}.{extra} Default: {default!r}",
-        )  # fmt: skip
+        )
 
 
 def _run_stylize(args: argparse.Namespace) -> int:
@@ -313,14 +355,27 @@ def _run_example(args: argparse.Namespace) -> int:
         sized = ["--size", str(args.size)]
         if method == "optimization":
             sized = ["--size", str(args.opt_size), "--iterations", str(args.opt_iterations)]
-        _run_stylize(build_parser(["stylize"]).parse_args([
-            "stylize", str(images[args.photo]), str(images[args.painting]), "-o", str(target),
-            "--method", method, *sized, *(["--overwrite"] if args.overwrite else []),
-        ]))  # fmt: skip
+        _run_stylize(
+            build_parser(["stylize"]).parse_args(
+                [
+                    "stylize",
+                    str(images[args.photo]),
+                    str(images[args.painting]),
+                    "-o",
+                    str(target),
+                    "--method",
+                    method,
+                    *sized,
+                    *(["--overwrite"] if args.overwrite else []),
+                ]
+            )
+        )
     results = [out / f"{args.photo}-{args.painting}-{m}.png" for m in methods]
     if results:
-        _write_sheet([images[args.photo], images[args.painting], *results],
-                     out / f"{args.photo}-{args.painting}-sheet.jpg")  # fmt: skip
+        _write_sheet(
+            [images[args.photo], images[args.painting], *results],
+            out / f"{args.photo}-{args.painting}-sheet.jpg",
+        )
     return 0
 
 

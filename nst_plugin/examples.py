@@ -18,13 +18,25 @@ from .images import Picture, from_pil
 PHOTOS = ("astronaut", "coffee", "rocket", "chelsea")
 PAINTINGS = {
     # name: (palette, swirl strength, stroke length, stroke width)
-    "swirls": (((18, 32, 84), (36, 76, 160), (90, 140, 210), (240, 210, 80), (250, 240, 180)),
-               1.0, 18, 5),
-    "embers": (((40, 10, 10), (140, 30, 20), (230, 90, 30), (250, 180, 60), (60, 40, 90)),
-               0.35, 26, 6),
-    "meadow": (((30, 70, 40), (90, 150, 60), (200, 210, 90), (240, 120, 140), (250, 250, 230)),
-               0.15, 12, 4),
-}  # fmt: skip
+    "swirls": (
+        ((18, 32, 84), (36, 76, 160), (90, 140, 210), (240, 210, 80), (250, 240, 180)),
+        1.0,
+        18,
+        5,
+    ),
+    "embers": (
+        ((40, 10, 10), (140, 30, 20), (230, 90, 30), (250, 180, 60), (60, 40, 90)),
+        0.35,
+        26,
+        6,
+    ),
+    "meadow": (
+        ((30, 70, 40), (90, 150, 60), (200, 210, 90), (240, 120, 140), (250, 250, 230)),
+        0.15,
+        12,
+        4,
+    ),
+}
 
 
 def example_photo(name: str = "astronaut") -> Picture:
@@ -60,8 +72,11 @@ def example_painting(name: str = "swirls", size: int = 512, seed: int = 0) -> Pi
         count = int((2600 + 1800 * layer) * scale * scale)
         for _ in range(count):
             x, y = rng.uniform(0, size), rng.uniform(0, size)
-            band = min(len(palette) - 1, int((y / size + rng.uniform(-0.3, 0.3) + layer * 0.25)
-                                               * (len(palette) - 1)) % len(palette))  # fmt: skip
+            band = min(
+                len(palette) - 1,
+                int((y / size + rng.uniform(-0.3, 0.3) + layer * 0.25) * (len(palette) - 1))
+                % len(palette),
+            )
             r, g, b = palette[band]
             jitter = rng.randint(-18, 18)
             colour = tuple(int(min(255, max(0, c + jitter))) for c in (r, g, b))

@@ -21,8 +21,12 @@ def build_manifest() -> dict[str, Any]:
         "entry_point": {"group": plugins.ENTRY_POINT_GROUP, "api": "nst_plugin.api:create_task"},
         "tasks": [cls.manifest() for cls in plugins.tasks().values()],
         "methods": [
-            {"name": m.name, "title": m.title, "description": m.description,
-             "needs_styles": m.needs_styles}  # fmt: skip
+            {
+                "name": m.name,
+                "title": m.title,
+                "description": m.description,
+                "needs_styles": m.needs_styles,
+            }
             for m in plugins.methods().values()
         ],
         "encoders": [

@@ -35,8 +35,13 @@ class Port:
     multiple: bool = False
 
     def to_manifest(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "required": self.required,
-                "multiple": self.multiple, "description": self.description}  # fmt: skip
+        return {
+            "name": self.name,
+            "type": self.type,
+            "required": self.required,
+            "multiple": self.multiple,
+            "description": self.description,
+        }
 
 
 class Task:

@@ -83,9 +83,14 @@ def train_adain(
             bar_cache.refresh()
 
     data = build_train_data(
-        encoder, content_dir, style_dir, cache_dir=cache_dir,
-        min_side=train_settings.crop, seed=train_settings.seed, progress=cache_progress,
-    )  # fmt: skip
+        encoder,
+        content_dir,
+        style_dir,
+        cache_dir=cache_dir,
+        min_side=train_settings.crop,
+        seed=train_settings.seed,
+        progress=cache_progress,
+    )
     if bar_cache is not None:
         bar_cache.close()
     trainer = AdaINTrainer(
@@ -105,9 +110,14 @@ def train_adain(
         extra = dict(trainer.adam_tensors())
         extra.update({f"loss_scale.{t}": trainer.scales[t].flatten() for t in STYLE_TAPS})
         save_checkpoint(
-            out_path, trainer.decoder, width=train_settings.width, encoder=encoder.name,
-            settings=trainer.settings_dict(), state=asdict(trainer.state), extra_tensors=extra,
-        )  # fmt: skip
+            out_path,
+            trainer.decoder,
+            width=train_settings.width,
+            encoder=encoder.name,
+            settings=trainer.settings_dict(),
+            state=asdict(trainer.state),
+            extra_tensors=extra,
+        )
 
     samples = _sample_set(trainer) if sample_every else None
     run_training(

@@ -116,18 +116,28 @@ def train_fast(
 
     photos = _load_photos(content_dir, train_settings.crop)
     trainer = FastTrainer(
-        load_encoder("vgg19"), photos, painting.rgb[None], train_settings,
-        net=net, state=state, adam_tensors=adam, device=resolve_device(device),
-    )  # fmt: skip
+        load_encoder("vgg19"),
+        photos,
+        painting.rgb[None],
+        train_settings,
+        net=net,
+        state=state,
+        adam_tensors=adam,
+        device=resolve_device(device),
+    )
 
     def save_file() -> None:
         model_info.settings = {**trainer.settings_dict(), "style_size": style_size}
         model_info.state = asdict(trainer.state)
         model_info.state.pop("history", None)
         save_style_model(
-            out_path, trainer.net, train_settings.net_config(), model_info, reference,
+            out_path,
+            trainer.net,
+            train_settings.net_config(),
+            model_info,
+            reference,
             extra_tensors=trainer.adam_tensors(),
-        )  # fmt: skip
+        )
 
     samples = _sample_photos(photos)
     run_training(

@@ -67,8 +67,9 @@ def art() -> Picture:
 def random_decoder_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("decoder") / "random.safetensors"
-    save_checkpoint(path, make_decoder("half"), width="half", encoder="vgg19",
-                    settings={}, state={})  # fmt: skip
+    save_checkpoint(
+        path, make_decoder("half"), width="half", encoder="vgg19", settings={}, state={}
+    )
     return path
 
 
@@ -115,8 +116,14 @@ def _model(path: Path, name: str, seed: int) -> Path:
     painting = Picture(torch.rand(3, 16, 16))
     buf = io.BytesIO()
     to_pil(painting).save(buf, format="JPEG")
-    info = StyleModelInfo(name, title=name.title(), artist="A. Painter", year="1900",
-                          licence="CC0", state={"images_seen": 1234})  # fmt: skip
+    info = StyleModelInfo(
+        name,
+        title=name.title(),
+        artist="A. Painter",
+        year="1900",
+        licence="CC0",
+        state={"images_seen": 1234},
+    )
     save_style_model(path, fast.make_net(config), config, info, buf.getvalue())
     return path
 

@@ -14,8 +14,13 @@ LINT = Path(sys.executable).with_name("lint-imports")
 
 def _lint(tree: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    return subprocess.run([str(LINT), "--no-cache", str(tree / ".importlinter")], cwd=tree,
-                          env=env, capture_output=True, text=True)  # fmt: skip
+    return subprocess.run(
+        [str(LINT), "--no-cache", str(tree / ".importlinter")],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
 
 
 def _copy_tree(tmp_path: Path) -> Path:

@@ -21,8 +21,20 @@ def files(tmp_path):
 def test_stylize_writes_and_refuses_to_overwrite(files, tmp_path, random_decoder_file, capsys):
     content, style = files
     out = tmp_path / "out.png"
-    args = ["stylize", str(content), str(style), "-o", str(out), "--method", "adain",
-            "--decoder", str(random_decoder_file), "--size", "32", "--quiet"]  # fmt: skip
+    args = [
+        "stylize",
+        str(content),
+        str(style),
+        "-o",
+        str(out),
+        "--method",
+        "adain",
+        "--decoder",
+        str(random_decoder_file),
+        "--size",
+        "32",
+        "--quiet",
+    ]
     assert main(args) == 0
     assert Image.open(out).size == (32, 24)
     before = out.read_bytes()
@@ -77,8 +89,15 @@ def test_bad_options_are_one_clear_line(files, tmp_path, capsys, extra, message)
 
 
 def test_missing_content_file(tmp_path, capsys):
-    code = main(["stylize", str(tmp_path / "nope.jpg"), str(tmp_path / "a.jpg"), "-o",
-                 str(tmp_path / "o.png")])  # fmt: skip
+    code = main(
+        [
+            "stylize",
+            str(tmp_path / "nope.jpg"),
+            str(tmp_path / "a.jpg"),
+            "-o",
+            str(tmp_path / "o.png"),
+        ]
+    )
     assert code == 2 and "image file not found" in capsys.readouterr().err
 
 
@@ -94,8 +113,17 @@ def test_example_host_uses_only_the_public_api(files, tmp_path, random_decoder_f
     host = runpy.run_path("examples/minimal_host.py")
     content, style = files
     out = tmp_path / "host.png"
-    code = host["main"]([str(content), str(style), str(out), "method=adain", "alpha=0.5",
-                         "size=32", f"decoder={random_decoder_file}"])  # fmt: skip
+    code = host["main"](
+        [
+            str(content),
+            str(style),
+            str(out),
+            "method=adain",
+            "alpha=0.5",
+            "size=32",
+            f"decoder={random_decoder_file}",
+        ]
+    )
     assert code == 0 and Image.open(out).size == (32, 24)
     assert host["main"]([str(content), str(style), str(out), "method=adain", "alpha=2"]) == 2
     assert "'alpha' must be within 0..1" in capsys.readouterr().err
@@ -111,7 +139,18 @@ def test_an_input_is_never_the_output_even_with_overwrite(files, tmp_path, capsy
     sub = tmp_path / "sub"
     sub.mkdir()
     for target in (content, link, sub / ".." / content.name, style):
-        code = main(["stylize", str(content), str(style), "-o", str(target), "--overwrite",
-                     "--method", "adain", "--quiet"])  # fmt: skip
+        code = main(
+            [
+                "stylize",
+                str(content),
+                str(style),
+                "-o",
+                str(target),
+                "--overwrite",
+                "--method",
+                "adain",
+                "--quiet",
+            ]
+        )
         assert code == 2 and "is one of the inputs" in capsys.readouterr().err
     assert content.read_bytes() == before

@@ -67,8 +67,21 @@ def test_cli_stylizes_with_a_model_and_no_style_file(style_model_package, tmp_pa
     src = tmp_path / "photo.png"
     to_pil(photo).save(src)
     out = tmp_path / "out.png"
-    code = main(["stylize", str(src), "--method", "fast", "--model", "waves", "-o", str(out),
-                 "--size", "0", "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "stylize",
+            str(src),
+            "--method",
+            "fast",
+            "--model",
+            "waves",
+            "-o",
+            str(out),
+            "--size",
+            "0",
+            "--quiet",
+        ]
+    )
     assert code == 0
     from PIL import Image
 

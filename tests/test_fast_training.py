@@ -49,13 +49,25 @@ def painting(tmp_path: Path) -> Path:
 
 
 def _train(photos: Path, painting: Path, out: Path, steps: int, **kw):
-    settings = {"crop": 64, "batch_size": 2, "recon_steps": 2, "width": 4, "blocks": 1,
-                **kw.pop("settings", {})}  # fmt: skip
+    settings = {
+        "crop": 64,
+        "batch_size": 2,
+        "recon_steps": 2,
+        "width": 4,
+        "blocks": 1,
+        **kw.pop("settings", {}),
+    }
     return train_fast(
-        style=str(painting), content_dir=str(photos), out=str(out), steps=steps,
-        style_size=64, sample_every=kw.pop("sample_every", 0), quiet=True, settings=settings,
+        style=str(painting),
+        content_dir=str(photos),
+        out=str(out),
+        steps=steps,
+        style_size=64,
+        sample_every=kw.pop("sample_every", 0),
+        quiet=True,
+        settings=settings,
         **kw,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("size", [(33, 47), (8, 8), (65, 31)])
@@ -76,8 +88,16 @@ def test_network_has_no_transposed_convolution_and_reflects_its_padding():
 def test_training_loss_falls_writes_samples_and_records_the_painting(photos, painting, tmp_path):
     out = tmp_path / "m.safetensors"
     info = {"artist": "Someone", "painting": "Stripes", "year": "2026", "licence": "CC0"}
-    state = _train(photos, painting, out, 40, checkpoint_every=5, sample_every=20, info=info,
-                   settings={"lr": 3e-3})  # fmt: skip
+    state = _train(
+        photos,
+        painting,
+        out,
+        40,
+        checkpoint_every=5,
+        sample_every=20,
+        info=info,
+        settings={"lr": 3e-3},
+    )
     assert state.step == 40 and state.images_seen == 80
     log = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
     perceptual = [h["loss"] for h in log if "recon" not in h]
@@ -145,10 +165,34 @@ def test_cli_refuses_to_overwrite_and_bad_settings(photos, painting, tmp_path, c
 
 def test_sigterm_saves_a_checkpoint_that_resumes(photos, painting, tmp_path):
     out = tmp_path / "t.safetensors"
-    args = [sys.executable, "-m", "nst_plugin.cli", "train", "fast", "--style", str(painting),
-            "--content-dir", str(photos), "--out", str(out), "--steps", "100000", "--crop", "64",
-            "--batch-size", "1", "--width", "4", "--style-size", "64", "--checkpoint-every",
-            "5", "--sample-every", "0", "--quiet"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "nst_plugin.cli",
+        "train",
+        "fast",
+        "--style",
+        str(painting),
+        "--content-dir",
+        str(photos),
+        "--out",
+        str(out),
+        "--steps",
+        "100000",
+        "--crop",
+        "64",
+        "--batch-size",
+        "1",
+        "--width",
+        "4",
+        "--style-size",
+        "64",
+        "--checkpoint-every",
+        "5",
+        "--sample-every",
+        "0",
+        "--quiet",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not out.exists() and time.monotonic() < deadline and proc.poll() is None:

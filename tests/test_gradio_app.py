@@ -60,8 +60,10 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     Image.new("RGB", (300, 200), (60, 90, 120)).save(folder / "wide.png")  # fits; 300 px > 128
     (folder / "junk.png").write_bytes(b"not an image at all")
     return {name: path for name, (_, path) in files.items()} | {
-        "big": folder / "big.png", "wide": folder / "wide.png", "junk": folder / "junk.png"
-    }  # fmt: skip
+        "big": folder / "big.png",
+        "wide": folder / "wide.png",
+        "junk": folder / "junk.png",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +71,9 @@ def served(random_decoder_file: Path) -> Iterator[tuple[gr.Blocks, str]]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(plugins.ENV_VAR, "")
         plugins.reset()
-        app = build_app(limits=LIMITS, defaults=DEFAULTS,
-                        pinned={"decoder": str(random_decoder_file)})  # fmt: skip
+        app = build_app(
+            limits=LIMITS, defaults=DEFAULTS, pinned={"decoder": str(random_decoder_file)}
+        )
         url = serve(app)
         try:
             yield app, url
@@ -83,8 +86,13 @@ def client(served: tuple[gr.Blocks, str]) -> Client:
     return Client(served[1], verbose=False)
 
 
-def call(images: dict[str, Path], *, styles: tuple[str, ...] = ("art",),
-         content: str = "photo", **params: Any) -> dict[str, Any]:  # fmt: skip
+def call(
+    images: dict[str, Path],
+    *,
+    styles: tuple[str, ...] = ("art",),
+    content: str = "photo",
+    **params: Any,
+) -> dict[str, Any]:
     """Keyword arguments for /stylize: named uploads plus any parameters."""
     kwargs: dict[str, Any] = {"content": handle_file(str(images[content]))}
     for i in range(3):
@@ -109,8 +117,16 @@ def test_controls_come_from_the_schema(served: tuple[gr.Blocks, str]) -> None:
     assert "p-decoder" not in props  # a server path is never a browser control
     methods = [c[1] for c in props["method"]["choices"]]
     assert methods == next(p for p in params if p["name"] == "method")["choices"]
-    assert app.nst_inputs[:8] == ["content", "style_1", "style_2", "style_3",
-                                  "weight_1", "weight_2", "weight_3", "method"]  # fmt: skip
+    assert app.nst_inputs[:8] == [
+        "content",
+        "style_1",
+        "style_2",
+        "style_3",
+        "weight_1",
+        "weight_2",
+        "weight_3",
+        "method",
+    ]
 
 
 def test_a_third_party_method_appears_without_editing_the_app(third_party_plugin: Path) -> None:
@@ -174,8 +190,7 @@ def test_optimization_streams_previews(client: Client, images: dict[str, Path]) 
 
 
 def test_stop_keeps_the_last_preview(client: Client, images: dict[str, Path]) -> None:
-    job = client.submit(**call(images, method="optimization", iterations=5000),
-                        api_name="/stylize")  # fmt: skip
+    job = client.submit(**call(images, method="optimization", iterations=5000), api_name="/stylize")
     deadline = time.monotonic() + 90
     while not any(o and isinstance(o[0], str) for o in job.outputs()):
         assert time.monotonic() < deadline and not job.done(), "no preview came"
@@ -205,8 +220,9 @@ def test_oversize_upload_is_refused_with_a_message(client: Client, images: dict[
         ({"device": "cuda"}, "no CUDA GPU is available"),
     ],
 )
-def test_errors_are_messages_not_traces(client: Client, images: dict[str, Path],
-                                        kwargs: dict[str, Any], message: str) -> None:  # fmt: skip
+def test_errors_are_messages_not_traces(
+    client: Client, images: dict[str, Path], kwargs: dict[str, Any], message: str
+) -> None:
     if kwargs.get("device") == "cuda" and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(AppError, match=message) as info:
@@ -214,10 +230,17 @@ def test_errors_are_messages_not_traces(client: Client, images: dict[str, Path],
     assert "Traceback" not in str(info.value) and "/tmp" not in str(info.value)
 
 
-def test_time_limit_ends_the_job_with_a_message(photo: Picture, art: Picture,
-                                                tmp_path: Path) -> None:  # fmt: skip
-    task = api.create_task("nst.style_transfer", method="optimization", size=32, iterations=50,
-                           scales=1, preview_every=1)  # fmt: skip
+def test_time_limit_ends_the_job_with_a_message(
+    photo: Picture, art: Picture, tmp_path: Path
+) -> None:
+    task = api.create_task(
+        "nst.style_transfer",
+        method="optimization",
+        size=32,
+        iterations=50,
+        scales=1,
+        preview_every=1,
+    )
     job = _Job(task, {"content": photo, "styles": [art]}, time_limit=0.0)
     job.thread.start()
     with pytest.warns(UserWarning, match="time limit"):
@@ -231,7 +254,9 @@ def test_nst_demo_is_a_subcommand_and_help_stays_light() -> None:
 
     args = build_parser().parse_args(["demo"])
     assert (args.host, args.port, args.share) == ("127.0.0.1", 7860, False)
-    code = "import sys; from nst_plugin.cli import build_parser; build_parser(); " \
-           "print('gradio' in sys.modules)"  # fmt: skip
+    code = (
+        "import sys; from nst_plugin.cli import build_parser; build_parser(); "
+        "print('gradio' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -104,8 +104,10 @@ class Comfy:
                 errors.append({"type": "invalid_prompt", "details": node["class_type"]})
                 continue
             spec = cls.INPUT_TYPES()
-            kinds = {**{k: "required" for k in spec["required"]},
-                     **{k: "optional" for k in spec.get("optional", {})}}  # fmt: skip
+            kinds = {
+                **{k: "required" for k in spec["required"]},
+                **{k: "optional" for k in spec.get("optional", {})},
+            }
             has_kwargs = hasattr(cls, "VALIDATE_INPUTS")
             constants: dict[str, Any] = {}
             for name, kind in kinds.items():
@@ -119,8 +121,12 @@ class Comfy:
                     src = prompt[val[0]]["class_type"]
                     got = self.mappings[src].RETURN_TYPES[val[1]]
                     if got != info[0]:
-                        errors.append({"type": "return_type_mismatch",
-                                       "details": f"{name}, {got} != {info[0]}"})  # fmt: skip
+                        errors.append(
+                            {
+                                "type": "return_type_mismatch",
+                                "details": f"{name}, {got} != {info[0]}",
+                            }
+                        )
                     constants[name] = None
                     continue
                 conv = {"INT": int, "FLOAT": float, "STRING": str, "BOOLEAN": bool}.get(
@@ -138,8 +144,13 @@ class Comfy:
             if has_kwargs:
                 result = cls.VALIDATE_INPUTS(**constants)
                 if result is not True:
-                    errors.append({"type": "custom_validation_failed", "node_id": node_id,
-                                   "details": str(result)})  # fmt: skip
+                    errors.append(
+                        {
+                            "type": "custom_validation_failed",
+                            "node_id": node_id,
+                            "details": str(result),
+                        }
+                    )
         return errors
 
     def execute(self, prompt: dict[str, Any]) -> tuple[dict[str, list[Any]], dict[str, Any]]:
@@ -155,14 +166,19 @@ class Comfy:
                 if isinstance(val, list) and (err := run(val[0])):
                     return err
             cls = self.mappings[node["class_type"]]
-            data = {k: outputs[v[0]][v[1]] if isinstance(v, list) else [v]
-                    for k, v in node["inputs"].items()}  # fmt: skip
+            data = {
+                k: outputs[v[0]][v[1]] if isinstance(v, list) else [v]
+                for k, v in node["inputs"].items()
+            }
             try:
                 obj = cls()
                 n = max((len(v) for v in data.values()), default=1)  # no inputs: one call
-                results = [getattr(obj, cls.FUNCTION)(**{k: v[min(i, len(v) - 1)]
-                                                         for k, v in data.items()})
-                           for i in range(n)]  # fmt: skip
+                results = [
+                    getattr(obj, cls.FUNCTION)(
+                        **{k: v[min(i, len(v) - 1)] for k, v in data.items()}
+                    )
+                    for i in range(n)
+                ]
             except Exception as ex:
                 kind = f"{type(ex).__module__}.{type(ex).__qualname__}"
                 return {"node_id": node_id, "exception_message": str(ex), "exception_type": kind}
@@ -227,8 +243,14 @@ def test_folder_loads_like_comfyui_and_follows_its_conventions(nodes: dict[str, 
         for name, entry in {**spec["required"], **spec["optional"]}.items():
             assert isinstance(entry, tuple) and 1 <= len(entry) <= 2, name
             kind = entry[0]
-            assert isinstance(kind, list) or kind in {"IMAGE", "MASK", "INT", "FLOAT", "STRING",
-                                                      "BOOLEAN"}  # fmt: skip
+            assert isinstance(kind, list) or kind in {
+                "IMAGE",
+                "MASK",
+                "INT",
+                "FLOAT",
+                "STRING",
+                "BOOLEAN",
+            }
             if kind in ("INT", "FLOAT"):
                 assert {"default", "min", "max", "step"} <= set(entry[1])
 
@@ -240,8 +262,16 @@ def test_widgets_are_the_schema(nodes: dict[str, type]) -> None:
     assert spec["alpha"][0] == "FLOAT"
     assert spec["alpha"][1]["min"] == 0.0 and spec["alpha"][1]["max"] == 1.0
     assert spec["preserve_color"][0] == list(schema["preserve_color"]["choices"])
-    assert spec["size"] == ("INT", {"default": 512, "tooltip": schema["size"]["description"],
-                                    "min": 0, "max": 8192, "step": 1})  # fmt: skip
+    assert spec["size"] == (
+        "INT",
+        {
+            "default": 512,
+            "tooltip": schema["size"]["description"],
+            "min": 0,
+            "max": 8192,
+            "step": 1,
+        },
+    )
     opt = nodes["NSTStyleTransfer_optimization"].INPUT_TYPES()["optional"]
     assert opt["learning_rate"][1]["round"] is False  # 1e-6 must not round to 0
     assert "alpha" not in opt and opt["iterations"][1]["default"] == 300
@@ -278,8 +308,12 @@ def test_example_workflow_validates_and_runs(
 
 def test_content_batch_gives_an_output_batch(nodes: dict[str, type]) -> None:
     batch = bhwc(make_image(24, 32, "photo"), make_image(24, 32, "photo", seed=3).flip(-1))
-    out = stylize(nodes["NSTStyleTransfer_optimization"], content=batch,
-                  style=bhwc(make_image(20, 20, "art")), **TINY_OPT)  # fmt: skip
+    out = stylize(
+        nodes["NSTStyleTransfer_optimization"],
+        content=batch,
+        style=bhwc(make_image(20, 20, "art")),
+        **TINY_OPT,
+    )
     assert out.shape == (2, 24, 32, 3)
     assert not torch.allclose(out[0], out[1])  # each content image stylized on its own
 
@@ -291,18 +325,24 @@ def test_fast_node_offers_the_models_and_returns_the_painting(style_model_packag
     assert {"dots", "waves"} <= set(combo[0])
     assert cls.VALIDATE_INPUTS(model="nope") != True  # noqa: E712 (ComfyUI reads a string)
     with torch.inference_mode():
-        image, reference = cls().stylize(content=bhwc(make_image(24, 33, "photo")), model="waves",
-                                         size=0)  # fmt: skip
+        image, reference = cls().stylize(
+            content=bhwc(make_image(24, 33, "photo")), model="waves", size=0
+        )
     assert image.shape == (1, 24, 33, 3) and reference.shape == (1, 16, 16, 3)
 
 
 def test_masks_and_two_style_inputs(nodes: dict[str, type], random_decoder_file: Path) -> None:
     mask = torch.zeros(1, 24, 32)
     mask[:, :, 16:] = 1.0
-    out = stylize(nodes["NSTStyleTransfer_adain"], content=bhwc(make_image(24, 32, "photo")),
-                  style=bhwc(make_image(20, 20, "art")),
-                  style_2=bhwc(make_image(30, 30, "art", seed=5).flip(-2)), mask=mask,
-                  size=0, decoder=str(random_decoder_file))  # fmt: skip
+    out = stylize(
+        nodes["NSTStyleTransfer_adain"],
+        content=bhwc(make_image(24, 32, "photo")),
+        style=bhwc(make_image(20, 20, "art")),
+        style_2=bhwc(make_image(30, 30, "art", seed=5).flip(-2)),
+        mask=mask,
+        size=0,
+        decoder=str(random_decoder_file),
+    )
     assert out.shape == (1, 24, 32, 3)
 
 
@@ -334,8 +374,13 @@ def test_progress_and_interrupt_use_comfys_own(
     monkeypatch.setitem(sys.modules, "comfy.model_management", mm)
     monkeypatch.setitem(sys.modules, "comfy.utils", comfy_pkg.utils)
     node = nodes["NSTStyleTransfer_optimization"]
-    inputs = {"content": bhwc(make_image(24, 32, "photo")), "style": bhwc(make_image(20, 20)),
-              "size": 32, "iterations": 4, "scales": 1}  # fmt: skip
+    inputs = {
+        "content": bhwc(make_image(24, 32, "photo")),
+        "style": bhwc(make_image(20, 20)),
+        "size": 32,
+        "iterations": 4,
+        "scales": 1,
+    }
     with pytest.raises(Interrupted):
         stylize(node, **inputs)
     assert updates[:2] == [(1, 4), (2, 4)]
@@ -373,30 +418,40 @@ def test_wrong_link_type_is_comfys_return_type_mismatch(
     [
         ({"content": torch.zeros(0, 24, 32, 3)}, "input 'content': the image batch is empty"),
         ({"style": torch.zeros(1, 20, 20)}, "input 'style': expected a (B, H, W, C) image"),
-        ({"content": {"samples": torch.zeros(1, 4, 8, 8)}},
-         "input 'content': expected a (B, H, W, C) image tensor with C in 1, 3, 4; got dict"),
+        (
+            {"content": {"samples": torch.zeros(1, 4, 8, 8)}},
+            "input 'content': expected a (B, H, W, C) image tensor with C in 1, 3, 4; got dict",
+        ),
         ({"mask": torch.ones(1, 10, 10)}, "mask is 10x10 but the content image is 32x24"),
         ({"mask": torch.ones(3, 24, 32)}, "input 'mask': a batch of 3 masks for 1 style image"),
         ({"decoder": "/nowhere/decoder.safetensors"}, "/nowhere/decoder.safetensors"),
     ],
-)  # fmt: skip
+)
 def test_bad_inputs_are_one_line_execution_errors(
     nodes: dict[str, type], change: dict[str, Any], message: str, random_decoder_file: Path
 ) -> None:
     node = nodes["NSTStyleTransfer_adain"]
-    inputs = {"content": make_image(24, 32, "photo"), "style": make_image(20, 20, "art"),
-              "decoder": str(random_decoder_file), "size": 0}  # fmt: skip
+    inputs = {
+        "content": make_image(24, 32, "photo"),
+        "style": make_image(20, 20, "art"),
+        "decoder": str(random_decoder_file),
+        "size": 0,
+    }
     inputs = {k: bhwc(v) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
     inputs.update(change)
     linked = {k: v for k, v in inputs.items() if not isinstance(v, str | int)}
     mappings = {"Src": _source_node(linked), "NSTStyleTransfer_adain": node, "Out": _sink_node()}
     prompt = {
         "1": {"class_type": "Src", "inputs": {}},
-        "2": {"class_type": "NSTStyleTransfer_adain", "inputs": {
-            **{k: ["1", i] for i, k in enumerate(linked)},
-            **{k: v for k, v in inputs.items() if k not in linked}}},
+        "2": {
+            "class_type": "NSTStyleTransfer_adain",
+            "inputs": {
+                **{k: ["1", i] for i, k in enumerate(linked)},
+                **{k: v for k, v in inputs.items() if k not in linked},
+            },
+        },
         "3": {"class_type": "Out", "inputs": {"image": ["2", 0]}},
-    }  # fmt: skip
+    }
     _, error = Comfy(mappings).execute(prompt)
     assert error["node_id"] == "2"
     assert error["exception_type"] == "nst_style_transfer.nodes.StyleTransferError"

@@ -74,9 +74,17 @@ def test_registered_by_name_with_string_params(
 
     assert NAME in ik_registry.get_algorithms()
     wf = Workflow()
-    task = wf.add_task(name=NAME, params={"method": "adain", "size": "16", "alpha": "0.5",
-                                          "decoder": str(random_decoder_file),
-                                          "style": str(art_file)}, auto_connect=True)  # fmt: skip
+    task = wf.add_task(
+        name=NAME,
+        params={
+            "method": "adain",
+            "size": "16",
+            "alpha": "0.5",
+            "decoder": str(random_decoder_file),
+            "style": str(art_file),
+        },
+        auto_connect=True,
+    )
     path = save_image(Picture(make_image(24, 32, "photo")), tmp_path / "photo.png")
     wf.run_on(path=str(path))
     assert output(task).shape == (12, 16, 3)
@@ -84,9 +92,10 @@ def test_registered_by_name_with_string_params(
 
 def test_style_and_mask_as_workflow_inputs(photo: np.ndarray, random_decoder_file: Path) -> None:
     wf = Workflow()
-    task = wf.add_task(nst_style_transfer(method="adain", size=0,
-                                          decoder=str(random_decoder_file)),
-                       auto_connect=True)  # fmt: skip
+    task = wf.add_task(
+        nst_style_transfer(method="adain", size=0, decoder=str(random_decoder_file)),
+        auto_connect=True,
+    )
     style = (make_image(30, 30, "art").permute(1, 2, 0).numpy() * 255).astype(np.uint8)
     mask = np.zeros(photo.shape[:2], np.uint8)
     mask[:, 32:] = 255
@@ -110,8 +119,9 @@ def test_third_party_method_in_the_parameters(
 
 
 def test_stop_ends_the_run_without_output(photo: np.ndarray, art_file: Path) -> None:
-    task = nst_style_transfer(style=str(art_file), **{**TINY_OPT, "iterations": 500,
-                                                       "optimizer": "adam"})  # fmt: skip
+    task = nst_style_transfer(
+        style=str(art_file), **{**TINY_OPT, "iterations": 500, "optimizer": "adam"}
+    )
     wf = Workflow()
     wf.add_task(task, auto_connect=True)
     timer = threading.Timer(2.0, task.stop)
@@ -138,7 +148,7 @@ def test_bad_parameters_fail_in_python_before_the_workflow() -> None:
         ({"alpha": "lots", "method": "adain"}, None, "parameter 'alpha' must be of type float"),
         ({"style": "/no/such/art.png"}, None, "image file not found: /no/such/art.png"),
     ],
-)  # fmt: skip
+)
 def test_bad_inputs_are_ikomias_runtime_errors_with_our_message(
     photo: np.ndarray, art_file: Path, params: dict[str, str], mask: Any, message: str
 ) -> None:

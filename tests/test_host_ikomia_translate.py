@@ -30,8 +30,13 @@ def test_every_schema_parameter_is_a_string_with_its_default() -> None:
 
 
 def test_strings_go_to_the_task_for_the_chosen_method_only() -> None:
-    values = {**translate.default_strings(), "method": "adain", "alpha": "0.25",
-              "style": "a.png; b.png", "style_weights": "3,1"}  # fmt: skip
+    values = {
+        **translate.default_strings(),
+        "method": "adain",
+        "alpha": "0.25",
+        "style": "a.png; b.png",
+        "style_weights": "3,1",
+    }
     params, paths = translate.split_params(values)
     assert "iterations" not in params and params["alpha"] == "0.25"
     assert paths == ["a.png", "b.png"]
@@ -63,8 +68,9 @@ def test_images_both_ways() -> None:
     assert grey.rgb.shape == (3, 12, 16)
     rgba = np.dstack([rgb, np.full((12, 16), 9, np.uint8)])
     assert translate.picture_to_array(translate.array_to_picture(rgba, "c")).shape == (12, 16, 3)
-    mask = translate.array_to_mask(np.where(np.arange(16) < 8, 0, 255).astype(np.uint8)[None]
-                                   .repeat(12, 0))  # fmt: skip
+    mask = translate.array_to_mask(
+        np.where(np.arange(16) < 8, 0, 255).astype(np.uint8)[None].repeat(12, 0)
+    )
     assert mask is not None and mask.shape == (12, 16) and float(mask.sum()) == 12 * 8
     assert translate.array_to_mask(None) is None
 

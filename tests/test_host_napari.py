@@ -92,8 +92,12 @@ def make_widget(qapp: QApplication, **params: Any) -> tuple[ViewerModel, StyleTr
 
 
 def test_manifest_validates_and_is_found_by_entry_point() -> None:
-    out = subprocess.run([sys.executable, "-m", "npe2", "validate", str(MANIFEST), "--imports"],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "npe2", "validate", str(MANIFEST), "--imports"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "valid" in out.stdout
     pm = npe2.PluginManager.instance()
@@ -122,8 +126,11 @@ def test_layers_read_as_seen_uint8_float_grey_rgba() -> None:
 
 
 def test_result_layer_matches_content_dtype_and_overlays_it() -> None:
-    content = Image(np.random.default_rng(0).random((24, 32)).astype(np.float32),
-                    scale=(0.5, 0.5), translate=(3, 4))  # fmt: skip
+    content = Image(
+        np.random.default_rng(0).random((24, 32)).astype(np.float32),
+        scale=(0.5, 0.5),
+        translate=(3, 4),
+    )
     pic = layer_to_picture(content, "content")
     from nst_plugin.images import resize_longer
 
@@ -139,13 +146,17 @@ def test_result_layer_matches_content_dtype_and_overlays_it() -> None:
 @pytest.mark.parametrize(
     ("layer", "message"),
     [
-        (Labels(np.zeros((8, 8), np.int32), name="cells"),
-         "the content must be an Image layer; 'cells' is a Labels layer"),
-        (Image(np.zeros((5, 8, 8), np.float32), name="stack"),
-         "the content layer 'stack' is a 3-D greyscale image of shape (5, 8, 8)"),
+        (
+            Labels(np.zeros((8, 8), np.int32), name="cells"),
+            "the content must be an Image layer; 'cells' is a Labels layer",
+        ),
+        (
+            Image(np.zeros((5, 8, 8), np.float32), name="stack"),
+            "the content layer 'stack' is a 3-D greyscale image of shape (5, 8, 8)",
+        ),
         (None, "choose an Image layer as the content"),
     ],
-)  # fmt: skip
+)
 def test_wrong_layers_are_named(layer: Any, message: str) -> None:
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         layer_to_picture(layer, "content")
@@ -172,9 +183,26 @@ def test_widget_controls_are_the_schema_and_follow_the_method(qapp: QApplication
     widget.controls["method"].value = "adain"
     assert widget.controls["alpha"].native.isHidden() is False
     assert widget.controls["iterations"].native.isHidden() is True
-    assert set(widget.params()) == {n for n in names if n not in {"iterations", "optimizer",
-        "learning_rate", "content_weight", "style_weight", "tv_weight", "init", "scales",
-        "style_scale", "pooling", "model", "strength", "second_model"}}  # fmt: skip
+    assert set(widget.params()) == {
+        n
+        for n in names
+        if n
+        not in {
+            "iterations",
+            "optimizer",
+            "learning_rate",
+            "content_weight",
+            "style_weight",
+            "tv_weight",
+            "init",
+            "scales",
+            "style_scale",
+            "pooling",
+            "model",
+            "strength",
+            "second_model",
+        }
+    }
 
 
 def test_widget_runs_grey_float_content_and_leaves_inputs_alone(
@@ -202,8 +230,7 @@ def test_widget_adain_uint8_rgb_with_style_file(
     from PIL import Image as PILImage
 
     PILImage.fromarray(rgb8(30, 30, "art", seed=4)).save(tmp_path / "art.png")
-    viewer, widget = make_widget(qapp, method="adain", size=16,
-                                 decoder=str(random_decoder_file))  # fmt: skip
+    viewer, widget = make_widget(qapp, method="adain", size=16, decoder=str(random_decoder_file))
     widget.content.value = viewer.add_image(rgb8(24, 32), name="photo", rgb=True)
     widget.style_file.value = tmp_path / "art.png"
     widget.run()

@@ -32,8 +32,9 @@ def test_hooks_called_as_a_host_would():
 
 
 def test_three_lines_for_a_host(photo, art, random_decoder_file):
-    task = nst.create_task("nst.style_transfer", method="adain", size=0,
-                           decoder=str(random_decoder_file))  # fmt: skip
+    task = nst.create_task(
+        "nst.style_transfer", method="adain", size=0, decoder=str(random_decoder_file)
+    )
     result = task.run({"content": photo, "styles": [art]})
     assert result["image"].rgb.shape == photo.rgb.shape
 
@@ -49,10 +50,18 @@ def test_third_party_method_by_entry_point(third_party_plugin, photo, art):
 
 
 def test_nst_plugin_list_shows_third_party_method(third_party_plugin):
-    env = {**os.environ, "PYTHONPATH": f"{third_party_plugin}{os.pathsep}{ROOT}",
-           plugins.ENV_VAR: "invert"}  # fmt: skip
-    out = subprocess.run([sys.executable, "-m", "nst_plugin.cli", "plugin", "list"], env=env,
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{third_party_plugin}{os.pathsep}{ROOT}",
+        plugins.ENV_VAR: "invert",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "nst_plugin.cli", "plugin", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "invert: test method: inverts the content" in out
     assert "nst.style_transfer" in out
 
@@ -117,7 +126,8 @@ def test_manifest_round_trip_and_hosts_read_it_without_the_package():
                 assert param["type"] != "choice" or isinstance(param["choices"], list), param
         print(len(data["tasks"]), len(data["methods"]))
     """)
-    done = subprocess.run([sys.executable, "-c", code, str(ROOT / "plugin.yaml")],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "plugin.yaml")], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(len(data["tasks"])), str(len(data["methods"]))]

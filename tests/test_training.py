@@ -37,10 +37,16 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
 def _train(folders, out, steps, **kw):
     content, style = folders
     return train_adain(
-        content_dir=str(content), style_dir=str(style), out=str(out), steps=steps,
-        cache_dir=str(out.parent / "cache"), sample_every=kw.pop("sample_every", 0), quiet=True,
-        settings={"crop": 32, "batch_size": 2, "lr": 1e-3, **kw.pop("settings", {})}, **kw,
-    )  # fmt: skip
+        content_dir=str(content),
+        style_dir=str(style),
+        out=str(out),
+        steps=steps,
+        cache_dir=str(out.parent / "cache"),
+        sample_every=kw.pop("sample_every", 0),
+        quiet=True,
+        settings={"crop": 32, "batch_size": 2, "lr": 1e-3, **kw.pop("settings", {})},
+        **kw,
+    )
 
 
 def test_loss_falls_and_files_are_written(folders, tmp_path):
@@ -89,12 +95,34 @@ def test_refuses_to_overwrite_and_reports_bad_folders(folders, tmp_path, capsys)
     out = tmp_path / "d.safetensors"
     out.write_bytes(b"precious")
     content, style = folders
-    code = main(["train", "adain", "--content-dir", str(content), "--style-dir", str(style),
-                 "--out", str(out), "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "adain",
+            "--content-dir",
+            str(content),
+            "--style-dir",
+            str(style),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 2 and "exists" in capsys.readouterr().err
     assert out.read_bytes() == b"precious"
-    code = main(["train", "adain", "--content-dir", str(tmp_path / "nope"), "--style-dir",
-                 str(style), "--out", str(tmp_path / "new.safetensors"), "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "adain",
+            "--content-dir",
+            str(tmp_path / "nope"),
+            "--style-dir",
+            str(style),
+            "--out",
+            str(tmp_path / "new.safetensors"),
+            "--quiet",
+        ]
+    )
     assert code == 2 and "not a folder" in capsys.readouterr().err
 
 

@@ -19,5 +19,10 @@ from .nodes import StyleTransferError, StyleTransferNode, node_class_mappings  #
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = node_class_mappings()
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "StyleTransferError",
-           "StyleTransferNode", "node_class_mappings"]  # fmt: skip
+__all__ = [
+    "NODE_CLASS_MAPPINGS",
+    "NODE_DISPLAY_NAME_MAPPINGS",
+    "StyleTransferError",
+    "StyleTransferNode",
+    "node_class_mappings",
+]

@@ -63,14 +63,20 @@ def widget(param: dict[str, Any]) -> tuple[Any, ...]:
     if kind == "bool":
         return ("BOOLEAN", opts)
     if kind == "int":
-        opts.update(min=-INT_LIMIT if lo is None else int(lo),
-                    max=INT_LIMIT if hi is None else int(hi), step=1)  # fmt: skip
+        opts.update(
+            min=-INT_LIMIT if lo is None else int(lo),
+            max=INT_LIMIT if hi is None else int(hi),
+            step=1,
+        )
         return ("INT", opts)
     if kind == "float":
         # round=False: the frontend would otherwise round values to the step (1e-6 -> 0).
-        opts.update(min=-FLOAT_LIMIT if lo is None else float(lo),
-                    max=FLOAT_LIMIT if hi is None else float(hi),
-                    step=_float_step(param), round=False)  # fmt: skip
+        opts.update(
+            min=-FLOAT_LIMIT if lo is None else float(lo),
+            max=FLOAT_LIMIT if hi is None else float(hi),
+            step=_float_step(param),
+            round=False,
+        )
         return ("FLOAT", opts)
     if kind == "floats":
         opts["default"] = ", ".join(f"{v:g}" for v in default)
@@ -126,8 +132,11 @@ class StyleTransferNode:
     @classmethod
     def params(cls) -> list[dict[str, Any]]:
         """The schema entries this node shows: all but `method`, that apply to its method."""
-        return [p for p in _schema() if p["name"] != "method"
-                and (not p.get("methods") or cls.METHOD in p["methods"])]  # fmt: skip
+        return [
+            p
+            for p in _schema()
+            if p["name"] != "method" and (not p.get("methods") or cls.METHOD in p["methods"])
+        ]
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, dict[str, tuple[Any, ...]]]:  # noqa: N802 (ComfyUI's name)
@@ -146,7 +155,7 @@ class StyleTransferNode:
             regions = "one mask for one or two styles (0: first, 1: second), or one per style"
         else:
             regions = "where the style goes; with second_model, 0: model, 1: second_model"
-        optional["mask"] = ("MASK", {"tooltip": f"regions: {regions}"})  # fmt: skip
+        optional["mask"] = ("MASK", {"tooltip": f"regions: {regions}"})
         return {"required": required, "optional": optional}
 
     @classmethod
@@ -192,8 +201,9 @@ class StyleTransferNode:
             for i, picture in enumerate(contents):
                 inputs = {"content": picture, "styles": styles, "mask": masks}
                 try:
-                    result = task.run(inputs, on_progress=lambda r, i=i: report(i, r),
-                                      should_stop=should_stop)  # fmt: skip
+                    result = task.run(
+                        inputs, on_progress=lambda r, i=i: report(i, r), should_stop=should_stop
+                    )
                 except Cancelled:
                     if mm is not None:  # ComfyUI's own interrupt exception, as its nodes do
                         mm.throw_exception_if_processing_interrupted()
@@ -242,8 +252,16 @@ def node_class_mappings() -> tuple[dict[str, type], dict[str, str]]:
             if needs
             else {"RETURN_TYPES": ("IMAGE", "IMAGE"), "RETURN_NAMES": ("image", "reference")}
         )
-        classes[key] = type(key, (StyleTransferNode,), {
-            "METHOD": method, "NEEDS_STYLES": needs, "DESCRIPTION": text, **outputs,
-            "__doc__": f"Neural style transfer by {method}: {text}"})  # fmt: skip
+        classes[key] = type(
+            key,
+            (StyleTransferNode,),
+            {
+                "METHOD": method,
+                "NEEDS_STYLES": needs,
+                "DESCRIPTION": text,
+                **outputs,
+                "__doc__": f"Neural style transfer by {method}: {text}",
+            },
+        )
         names[key] = f"Neural Style Transfer ({method})"
     return classes, names

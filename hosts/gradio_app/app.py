@@ -79,8 +79,9 @@ _MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace
 
 def theme() -> gr.themes.Base:
     """System fonts only: the default theme fetches web fonts, which a server offline cannot."""
-    return gr.themes.Soft(primary_hue="indigo", secondary_hue="amber", font=_SYSTEM_FONTS,
-                          font_mono=_MONO_FONTS)  # fmt: skip
+    return gr.themes.Soft(
+        primary_hue="indigo", secondary_hue="amber", font=_SYSTEM_FONTS, font_mono=_MONO_FONTS
+    )
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,12 @@ def _slider_step(param: Mapping[str, Any], lo: float, hi: float) -> float | None
 def make_control(param: Mapping[str, Any], value: Any, cap: float | None = None) -> gr.Component:
     """The Gradio control for one schema entry: its type, range, choices and help text."""
     kind, name = param["type"], param["name"]
-    common: dict[str, Any] = {"label": _label(name), "info": _info(param), "elem_id": f"p-{name}",
-                              "min_width": 220}  # fmt: skip
+    common: dict[str, Any] = {
+        "label": _label(name),
+        "info": _info(param),
+        "elem_id": f"p-{name}",
+        "min_width": 220,
+    }
     if kind == "choice":
         return gr.Dropdown(choices=list(param["choices"]), value=value, **common)
     if kind == "bool":
@@ -160,8 +165,9 @@ def make_control(param: Mapping[str, Any], value: Any, cap: float | None = None)
         step = None if lo is None or hi is None else _slider_step(param, lo, hi)
         if step is not None:
             return gr.Slider(minimum=lo, maximum=hi, value=value, step=step, **common)
-        return gr.Number(value=value, minimum=lo, maximum=hi,
-                         precision=0 if kind == "int" else None, **common)  # fmt: skip
+        return gr.Number(
+            value=value, minimum=lo, maximum=hi, precision=0 if kind == "int" else None, **common
+        )
     if kind == "floats":
         text = ", ".join(f"{v:g}" for v in value) if isinstance(value, list | tuple) else value
         return gr.Textbox(value=text, placeholder="comma-separated numbers", **common)
@@ -208,8 +214,9 @@ class _Job:
 
     def _work(self) -> None:
         try:
-            result = self.task.run(self.inputs, on_progress=self._report,
-                                   should_stop=self.should_stop)  # fmt: skip
+            result = self.task.run(
+                self.inputs, on_progress=self._report, should_stop=self.should_stop
+            )
             self.events.put(("done", result))
         except Cancelled as exc:
             self.events.put(("cancelled", exc))
@@ -326,27 +333,45 @@ def build_app(
     shared = [n for n in generic if n not in common and not any(n in v for v in own.values())]
 
     # delete_cache: previews and uploads land in Gradio's cache; a long-lived server sheds them.
-    with gr.Blocks(title=manifest["title"], analytics_enabled=False,
-                   delete_cache=(3600, 3600)) as app:  # fmt: skip
+    with gr.Blocks(
+        title=manifest["title"], analytics_enabled=False, delete_cache=(3600, 3600)
+    ) as app:
         with gr.Row(equal_height=True):
             gr.Markdown(f"# {manifest['title']}\n{manifest['description']}")
             gr.Markdown(device_text(), elem_classes="nst-device")
         with gr.Row():
             with gr.Column(scale=5):
-                content = upload_image("Content photo", "content photo", height=260,
-                                       sources=["upload", "webcam", "clipboard"],
-                                       elem_id="content")  # fmt: skip
+                content = upload_image(
+                    "Content photo",
+                    "content photo",
+                    height=260,
+                    sources=["upload", "webcam", "clipboard"],
+                    elem_id="content",
+                )
                 style_images, style_weights = [], []
                 with gr.Row():
                     for i in range(MAX_STYLES):
                         with gr.Column(min_width=140):
                             label = "Style" if i == 0 else f"Style {i + 1} (optional)"
-                            style_images.append(upload_image(
-                                label, f"style image {i + 1}", sources=["upload", "clipboard"],
-                                height=150, elem_id=f"style-{i + 1}"))  # fmt: skip
-                            style_weights.append(gr.Slider(
-                                0.0, 1.0, value=1.0, step=0.05, label="Blend weight",
-                                elem_id=f"weight-{i + 1}"))  # fmt: skip
+                            style_images.append(
+                                upload_image(
+                                    label,
+                                    f"style image {i + 1}",
+                                    sources=["upload", "clipboard"],
+                                    height=150,
+                                    elem_id=f"style-{i + 1}",
+                                )
+                            )
+                            style_weights.append(
+                                gr.Slider(
+                                    0.0,
+                                    1.0,
+                                    value=1.0,
+                                    step=0.05,
+                                    label="Blend weight",
+                                    elem_id=f"weight-{i + 1}",
+                                )
+                            )
                 method = gr.Radio(
                     choices=[(m, m) for m in methods],
                     value=values["method"],
@@ -357,11 +382,15 @@ def build_app(
                 needs_styles = {m: descriptions[m]["needs_styles"] for m in methods}
                 models = _model_thumbnails() if "model" in schema else []
                 picker = gr.Gallery(
-                    value=[(pic, caption) for _, pic, caption in models], label="Style models",
-                    columns=6, height="auto", allow_preview=False, object_fit="cover",
+                    value=[(pic, caption) for _, pic, caption in models],
+                    label="Style models",
+                    columns=6,
+                    height="auto",
+                    allow_preview=False,
+                    object_fit="cover",
                     visible=bool(models) and not needs_styles.get(values["method"], True),
                     elem_id="models",
-                )  # fmt: skip
+                )
                 with gr.Row():
                     run_btn = gr.Button("Stylize", variant="primary", elem_id="run")
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -383,17 +412,31 @@ def build_app(
                                 controls[name] = make_control(schema[name], values[name])
                     method_groups[m] = group
             with gr.Column(scale=4):
-                result = gr.Image(label="Result", type="filepath", format="png", height=420,
-                                  interactive=False, buttons=["download", "fullscreen"],
-                                  elem_id="result")  # fmt: skip
-                status = gr.HTML(_progress_html(None, "Add a content photo and a style, then "
-                                                "press Stylize."), elem_id="status")  # fmt: skip
-                download = gr.File(label="Download PNG", interactive=False,
-                                   elem_id="download")  # fmt: skip
+                result = gr.Image(
+                    label="Result",
+                    type="filepath",
+                    format="png",
+                    height=420,
+                    interactive=False,
+                    buttons=["download", "fullscreen"],
+                    elem_id="result",
+                )
+                status = gr.HTML(
+                    _progress_html(None, "Add a content photo and a style, then press Stylize."),
+                    elem_id="status",
+                )
+                download = gr.File(label="Download PNG", interactive=False, elem_id="download")
                 history = gr.State([])
-                gallery = gr.Gallery(label="This session's results", columns=4, height="auto",
-                                     preview=False, object_fit="contain", format="png",
-                                     fit_columns=False, elem_id="gallery")  # fmt: skip
+                gallery = gr.Gallery(
+                    label="This session's results",
+                    columns=4,
+                    height="auto",
+                    preview=False,
+                    object_fit="contain",
+                    format="png",
+                    fit_columns=False,
+                    elem_id="gallery",
+                )
 
         def show_for_method(chosen: str) -> list[Any]:
             """Per-method controls: shown when Param.methods names the chosen method; style
@@ -407,10 +450,13 @@ def build_app(
             updates.append(gr.update(visible=bool(models) and not takes))
             return updates
 
-        method.change(show_for_method, method,
-                      [*method_groups.values(), *controls.values(), *style_images,
-                       *style_weights, picker],
-                      queue=False, api_visibility="private")  # fmt: skip
+        method.change(
+            show_for_method,
+            method,
+            [*method_groups.values(), *controls.values(), *style_images, *style_weights, picker],
+            queue=False,
+            api_visibility="private",
+        )
 
         if "model" in controls:
 
@@ -418,12 +464,18 @@ def build_app(
                 """A click on a painting chooses its model."""
                 return gr.update(value=models[event.index][0])
 
-            picker.select(pick_model, None, controls["model"], queue=False,
-                          api_visibility="private")  # fmt: skip
+            picker.select(
+                pick_model, None, controls["model"], queue=False, api_visibility="private"
+            )
 
         slots = range(1, MAX_STYLES + 1)
-        input_names = ["content", *[f"style_{i}" for i in slots], *[f"weight_{i}" for i in slots],
-                       "method", *controls]  # fmt: skip
+        input_names = [
+            "content",
+            *[f"style_{i}" for i in slots],
+            *[f"weight_{i}" for i in slots],
+            "method",
+            *controls,
+        ]
 
         def stylize(request: gr.Request, *args: Any) -> Iterator[tuple[Any, ...]]:
             """Validate, start the job, and stream its previews and progress until it ends."""
@@ -482,11 +534,15 @@ def build_app(
         # Named API parameters (content=..., size=...) instead of param_0..N for API clients.
         stylize.__signature__ = _signature(input_names)  # type: ignore[attr-defined]
         run_btn.click(
-            stylize, [content, *style_images, *style_weights, method, *controls.values(), history],
+            stylize,
+            [content, *style_images, *style_weights, method, *controls.values(), history],
             [result, status, download, gallery, history],
-            api_name="stylize", concurrency_limit=limits.concurrency, concurrency_id="stylize",
-            show_progress="minimal", show_progress_on=[result],
-        )  # fmt: skip
+            api_name="stylize",
+            concurrency_limit=limits.concurrency,
+            concurrency_id="stylize",
+            show_progress="minimal",
+            show_progress_on=[result],
+        )
 
         def stop(request: gr.Request) -> None:
             """Ask this session's running job to stop; it ends with its last preview kept."""
@@ -518,12 +574,19 @@ def _examples(
         [files["coffee"], files["embers"], files["meadow"], "adain"],
         [files["astronaut"], files["embers"], None, methods[0]],
     ]
-    labels = ["Astronaut × swirls (adain)", "Coffee × embers + meadow (adain)",
-              f"Astronaut × embers ({methods[0]})"]  # fmt: skip
+    labels = [
+        "Astronaut × swirls (adain)",
+        "Coffee × embers + meadow (adain)",
+        f"Astronaut × embers ({methods[0]})",
+    ]
     if "adain" not in methods:  # a server without AdaIN keeps the one example it can run
         rows, labels = rows[2:], labels[2:]
-    gr.Examples(examples=rows, example_labels=labels, label="Examples",
-                inputs=[content, styles[0], styles[1], method])  # fmt: skip
+    gr.Examples(
+        examples=rows,
+        example_labels=labels,
+        label="Examples",
+        inputs=[content, styles[0], styles[1], method],
+    )
 
 
 def _model_thumbnails(side: int = 160) -> list[tuple[str, PILImage.Image, str]]:
@@ -559,8 +622,10 @@ def _open_upload(path: str | None, what: str, limits: Limits) -> Picture | None:
         with PILImage.open(path) as img:
             w, h = img.size
     except PILImage.DecompressionBombError:
-        raise gr.Error(f"The {what} is far too large; this demo accepts at most "
-                       f"{limits.max_pixels / 1e6:.2g} megapixels.") from None  # fmt: skip
+        raise gr.Error(
+            f"The {what} is far too large; this demo accepts at most "
+            f"{limits.max_pixels / 1e6:.2g} megapixels."
+        ) from None
     except (OSError, ValueError, SyntaxError):
         raise gr.Error(f"The {what} could not be read as an image.") from None
     if w * h > limits.max_pixels:
@@ -609,8 +674,7 @@ def _stream(
                     preview, new_preview = payload.preview, True
                 continue
             if kind == "done":
-                yield _finish(payload["image"], method, last, done, out_dir, counter,
-                              "done")  # fmt: skip
+                yield _finish(payload["image"], method, last, done, out_dir, counter, "done")
                 return
             if kind == "cancelled":
                 picture = payload.partial or preview
@@ -694,8 +758,16 @@ def launch(
     app = app or build_app()
     limits: Limits = getattr(app, "nst_limits", Limits())
     _, local_url, share_url = app.launch(
-        server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
-        max_file_size=limits.max_file_size, show_error=False, quiet=quiet, ssr_mode=False,
-        theme=theme(), css=CSS, footer_links=["api", "settings"],
-    )  # fmt: skip
+        server_name=host,
+        server_port=port,
+        share=share,
+        prevent_thread_lock=not block,
+        max_file_size=limits.max_file_size,
+        show_error=False,
+        quiet=quiet,
+        ssr_mode=False,
+        theme=theme(),
+        css=CSS,
+        footer_links=["api", "settings"],
+    )
     return share_url or local_url

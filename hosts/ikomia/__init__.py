@@ -10,9 +10,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_TASK_NAMES = ("NAME", "StyleTransferError", "StyleTransferFactory", "StyleTransferParam",
-               "StyleTransferParamFactory", "StyleTransferTask", "nst_style_transfer",
-               "register")  # fmt: skip
+_TASK_NAMES = (
+    "NAME",
+    "StyleTransferError",
+    "StyleTransferFactory",
+    "StyleTransferParam",
+    "StyleTransferParamFactory",
+    "StyleTransferTask",
+    "nst_style_transfer",
+    "register",
+)
 __all__ = list(_TASK_NAMES)
 
 

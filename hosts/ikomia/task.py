@@ -158,8 +158,9 @@ def nst_style_transfer(**params: Any) -> StyleTransferTask:
     params = translate.from_ikomia_names(params)
     strings = {k: translate.to_string(v) for k, v in params.items()}
     # Unknown names, values out of range and a parameter of another method fail here by name.
-    api.create_task(translate.TASK_ID,
-                    **{k: v for k, v in strings.items() if k != translate.STYLE_PARAM})  # fmt: skip
+    api.create_task(
+        translate.TASK_ID, **{k: v for k, v in strings.items() if k != translate.STYLE_PARAM}
+    )
     task = StyleTransferTask()
     task.set_parameters(strings)
     return task

@@ -100,8 +100,9 @@ def array_to_mask(array: Any) -> torch.Tensor | None:
 
 def style_pictures(arrays: list[Any], paths: list[str]) -> list[Picture]:
     """Styles from image inputs when any is set, else from the `style` parameter's paths."""
-    pictures = [array_to_picture(a, "style") for a in arrays if isinstance(a, np.ndarray)
-                and a.size]  # fmt: skip
+    pictures = [
+        array_to_picture(a, "style") for a in arrays if isinstance(a, np.ndarray) and a.size
+    ]
     if not pictures:
         pictures = [load_image(p) for p in paths]
     if not pictures:

@@ -88,14 +88,19 @@ def result_layer_data(
     if np.asarray(content.data[0] if content.multiscale else content.data).dtype == np.uint8:
         data = to_numpy(picture)
     else:
-        planes = picture.rgb if picture.alpha is None else torch.cat(
-            [picture.rgb, picture.alpha[None]])  # fmt: skip
+        planes = (
+            picture.rgb if picture.alpha is None else torch.cat([picture.rgb, picture.alpha[None]])
+        )
         data = planes.permute(1, 2, 0).float().cpu().numpy()
     in_h = content.data.shape[0] if not content.multiscale else content.data[0].shape[0]
     factor = in_h / data.shape[0]
     scale = [float(s) * factor for s in content.scale[-2:]]
-    kwargs: dict[str, Any] = {"name": name, "rgb": True, "scale": scale,
-                              "translate": list(content.translate[-2:])}  # fmt: skip
+    kwargs: dict[str, Any] = {
+        "name": name,
+        "rgb": True,
+        "scale": scale,
+        "translate": list(content.translate[-2:]),
+    }
     if data.dtype != np.uint8:
         kwargs["contrast_limits"] = [0.0, 1.0]
     return data, kwargs, "image"

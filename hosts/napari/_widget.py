@@ -84,8 +84,11 @@ def make_control(param: dict[str, Any]) -> Widget:
     schema parses and checks on Run.
     """
     kind, default = param["type"], param["default"]
-    opts: dict[str, Any] = {"name": param["name"], "label": _label(param["name"]),
-                            "tooltip": param["description"]}  # fmt: skip
+    opts: dict[str, Any] = {
+        "name": param["name"],
+        "label": _label(param["name"]),
+        "tooltip": param["description"],
+    }
     lo, hi = param.get("min"), param.get("max")
     if kind == "choice":
         return ComboBox(value=default, choices=list(param["choices"]), **opts)
@@ -112,21 +115,36 @@ class StyleTransferWidget(Container):
         manifest = api.list_tasks()[TASK_ID]
         self.schema = {p["name"]: p for p in manifest["params"]}
         self.content = ComboBox(label="Content", choices=self._images, tooltip="the photo")
-        self.style = ComboBox(label="Style", choices=self._images, nullable=True,
-                              tooltip="the painting, as a layer")  # fmt: skip
-        self.style_file = FileEdit(label="or style file", mode="r", filter=IMAGE_FILTER,
-                                   nullable=True, tooltip="a style image on disk, used "
-                                   "instead of the style layer when set")  # fmt: skip
-        self.mask = ComboBox(label="Mask", choices=self._masks, nullable=True,
-                             tooltip=self._port("mask"))  # fmt: skip
+        self.style = ComboBox(
+            label="Style", choices=self._images, nullable=True, tooltip="the painting, as a layer"
+        )
+        self.style_file = FileEdit(
+            label="or style file",
+            mode="r",
+            filter=IMAGE_FILTER,
+            nullable=True,
+            tooltip="a style image on disk, used instead of the style layer when set",
+        )
+        self.mask = ComboBox(
+            label="Mask", choices=self._masks, nullable=True, tooltip=self._port("mask")
+        )
         self.controls = {name: make_control(p) for name, p in self.schema.items()}
         self.run_button = PushButton(text="Stylize")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
         self.status.native.setWordWrap(True)  # messages name layers and sizes: they run long
-        self.extend([self.content, self.style, self.style_file, self.mask,
-                     *self.controls.values(), self.run_button, self.cancel_button,
-                     self.status])  # fmt: skip
+        self.extend(
+            [
+                self.content,
+                self.style,
+                self.style_file,
+                self.mask,
+                *self.controls.values(),
+                self.run_button,
+                self.cancel_button,
+                self.status,
+            ]
+        )
         self.controls["method"].changed.connect(self._show_for_method)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
@@ -155,8 +173,9 @@ class StyleTransferWidget(Container):
         return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Image)]
 
     def _masks(self, _widget: Any = None) -> list[tuple[str, Layer]]:
-        return [(layer.name, layer) for layer in self.viewer.layers
-                if isinstance(layer, Labels | Image)]  # fmt: skip
+        return [
+            (layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Labels | Image)
+        ]
 
     def _refresh_layers(self, _event: Any = None) -> None:
         for combo in (self.content, self.style, self.mask):
@@ -171,9 +190,11 @@ class StyleTransferWidget(Container):
     def params(self) -> dict[str, Any]:
         """The chosen method and the values of the controls that apply to it, as typed."""
         method = self.controls["method"].value
-        return {name: control.value for name, control in self.controls.items()
-                if not self.schema[name].get("methods")
-                or method in self.schema[name]["methods"]}  # fmt: skip
+        return {
+            name: control.value
+            for name, control in self.controls.items()
+            if not self.schema[name].get("methods") or method in self.schema[name]["methods"]
+        }
 
     def _style_path(self) -> str | None:
         value = self.style_file.value
@@ -202,8 +223,13 @@ class StyleTransferWidget(Container):
             return None
         self._stop.clear()
         self._finished = False
-        worker = create_worker(self._work, task, inputs, _start_thread=False,
-                               _progress={"desc": "Neural style transfer"})  # fmt: skip
+        worker = create_worker(
+            self._work,
+            task,
+            inputs,
+            _start_thread=False,
+            _progress={"desc": "Neural style transfer"},
+        )
         self._pbar = getattr(worker, "pbar", None)
         # `finished`, not `returned`: a worker stopped by quit() (napari's own cancel button in
         # the activity dock) never emits `returned`, and its last image must still be shown.
@@ -258,8 +284,11 @@ class StyleTransferWidget(Container):
         suffix = "" if kind == "done" else ", stopped"
         data, kwargs, _ = result_layer_data(picture, content, f"{content.name} ({method}{suffix})")
         self.viewer.add_image(data, **kwargs)
-        self._tell(f"Added layer {kwargs['name']!r}." if kind == "done"
-                   else "Stopped; the last image was added as a layer.")  # fmt: skip
+        self._tell(
+            f"Added layer {kwargs['name']!r}."
+            if kind == "done"
+            else "Stopped; the last image was added as a layer."
+        )
 
     def _idle(self, content: Image, method: str) -> None:
         outcome, self._outcome = self._outcome, None

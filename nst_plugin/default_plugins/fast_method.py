@@ -28,16 +28,31 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "weights" / "styles"
 SUFFIX = ".safetensors"
 
 PARAMS = (
-    Param("model", "choice", "starry_night",
-          "the style model: an installed one by name (`nst models` lists them) or a model file",
-          choices_from="style_models", path_suffix=SUFFIX),
-    Param("strength", "float", 1.0,
-          "blend with the photo in pixels: 0 returns the photo, 1 the full style",
-          min=0.0, max=1.0),
-    Param("second_model", "choice", "",
-          "with a mask: the model for the mask's white areas (the first paints the black)",
-          choices_from="style_models", path_suffix=SUFFIX),
-)  # fmt: skip
+    Param(
+        "model",
+        "choice",
+        "starry_night",
+        "the style model: an installed one by name (`nst models` lists them) or a model file",
+        choices_from="style_models",
+        path_suffix=SUFFIX,
+    ),
+    Param(
+        "strength",
+        "float",
+        1.0,
+        "blend with the photo in pixels: 0 returns the photo, 1 the full style",
+        min=0.0,
+        max=1.0,
+    ),
+    Param(
+        "second_model",
+        "choice",
+        "",
+        "with a mask: the model for the mask's white areas (the first paints the black)",
+        choices_from="style_models",
+        path_suffix=SUFFIX,
+    ),
+)
 
 
 @functools.lru_cache(maxsize=8)
@@ -67,8 +82,9 @@ def model_on(path: Path, device: torch.device) -> tuple[torch.nn.Module, int, Pi
     return _model_on(str(path.resolve()), path.stat().st_mtime, str(device))
 
 
-def run(request: StyleRequest, on_progress: ProgressCallback | None,
-        should_stop: StopCheck | None) -> torch.Tensor:  # fmt: skip
+def run(
+    request: StyleRequest, on_progress: ProgressCallback | None, should_stop: StopCheck | None
+) -> torch.Tensor:
     p, device = request.params, request.device
     content = request.content
     if "model_path" not in request.extras:

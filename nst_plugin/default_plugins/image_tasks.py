@@ -29,8 +29,13 @@ from ..params import Param
 from ..task import Port, Task
 
 # Suffix each save format gets, and the suffixes a name template may spell it with.
-FORMATS = {"png": (".png",), "jpg": (".jpg", ".jpeg"), "webp": (".webp",),
-           "tif": (".tif", ".tiff"), "bmp": (".bmp",)}  # fmt: skip
+FORMATS = {
+    "png": (".png",),
+    "jpg": (".jpg", ".jpeg"),
+    "webp": (".webp",),
+    "tif": (".tif", ".tiff"),
+    "bmp": (".bmp",),
+}
 NAME_FIELDS = ("stem", "index", "ext")
 
 
@@ -53,9 +58,15 @@ class LoadImageTask(Task):
     @classmethod
     def schema(cls) -> list[Param]:
         return [
-            Param("size", "int", 0, "longer side in pixels after loading; 0 keeps the file's size",
-                  min=0, max=16384),
-        ]  # fmt: skip
+            Param(
+                "size",
+                "int",
+                0,
+                "longer side in pixels after loading; 0 keeps the file's size",
+                min=0,
+                max=16384,
+            ),
+        ]
 
     def _run(
         self,
@@ -87,21 +98,44 @@ class SaveImageTask(Task):
     @classmethod
     def schema(cls) -> list[Param]:
         return [
-            Param("name", "str", "{stem}.{ext}",
-                  "file name template: {stem} is the source file's name without suffix, {index} "
-                  "the item's number in a batch, {ext} the format's suffix"),
+            Param(
+                "name",
+                "str",
+                "{stem}.{ext}",
+                "file name template: {stem} is the source file's name without suffix, {index} "
+                "the item's number in a batch, {ext} the format's suffix",
+            ),
             Param("format", "choice", "png", "file format", choices=tuple(FORMATS)),
-            Param("quality", "int", 95, "JPEG and WebP quality (other formats are lossless)",
-                  min=1, max=100),
-            Param("folder", "str", "",
-                  "folder to write into ('' is the current folder); in a pipeline, a subfolder "
-                  "of the output folder"),
-            Param("stem", "str", "image", "what {stem} stands for; the pipeline runner sets it "
-                  "per item"),
-            Param("index", "int", 0, "what {index} stands for; the pipeline runner sets it per "
-                  "item", min=0),
+            Param(
+                "quality",
+                "int",
+                95,
+                "JPEG and WebP quality (other formats are lossless)",
+                min=1,
+                max=100,
+            ),
+            Param(
+                "folder",
+                "str",
+                "",
+                "folder to write into ('' is the current folder); in a pipeline, a subfolder "
+                "of the output folder",
+            ),
+            Param(
+                "stem",
+                "str",
+                "image",
+                "what {stem} stands for; the pipeline runner sets it per item",
+            ),
+            Param(
+                "index",
+                "int",
+                0,
+                "what {index} stands for; the pipeline runner sets it per item",
+                min=0,
+            ),
             Param("overwrite", "bool", False, "replace an existing file instead of refusing"),
-        ]  # fmt: skip
+        ]
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -173,14 +207,25 @@ class ResizeTask(Task):
     @classmethod
     def schema(cls) -> list[Param]:
         return [
-            Param("longer", "int", 0, "longer side in pixels (0: not this rule)", min=0,
-                  max=16384),
-            Param("width", "int", 0, "width in pixels (0: from height and the aspect ratio)",
-                  min=0, max=16384),
-            Param("height", "int", 0, "height in pixels (0: from width and the aspect ratio)",
-                  min=0, max=16384),
+            Param("longer", "int", 0, "longer side in pixels (0: not this rule)", min=0, max=16384),
+            Param(
+                "width",
+                "int",
+                0,
+                "width in pixels (0: from height and the aspect ratio)",
+                min=0,
+                max=16384,
+            ),
+            Param(
+                "height",
+                "int",
+                0,
+                "height in pixels (0: from width and the aspect ratio)",
+                min=0,
+                max=16384,
+            ),
             Param("scale", "float", 1.0, "scale factor (1: not this rule)", min=0.01, max=16.0),
-        ]  # fmt: skip
+        ]
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -232,17 +277,46 @@ class CompareTask(Task):
     @classmethod
     def schema(cls) -> list[Param]:
         return [
-            Param("layout", "choice", "row", "row: side by side; column: stacked; grid: rows of "
-                  "'columns' images", choices=("row", "column", "grid")),
-            Param("columns", "int", 0, "images per row in a grid (0: as square as possible)",
-                  min=0, max=64),
-            Param("height", "int", 0, "height of each cell in pixels (0: the first image's)",
-                  min=0, max=8192),
-            Param("gap", "int", 8, "space between cells and around the sheet, in pixels", min=0,
-                  max=256),
-            Param("background", "float", 1.0, "background grey level, 0 black to 1 white",
-                  min=0.0, max=1.0),
-        ]  # fmt: skip
+            Param(
+                "layout",
+                "choice",
+                "row",
+                "row: side by side; column: stacked; grid: rows of 'columns' images",
+                choices=("row", "column", "grid"),
+            ),
+            Param(
+                "columns",
+                "int",
+                0,
+                "images per row in a grid (0: as square as possible)",
+                min=0,
+                max=64,
+            ),
+            Param(
+                "height",
+                "int",
+                0,
+                "height of each cell in pixels (0: the first image's)",
+                min=0,
+                max=8192,
+            ),
+            Param(
+                "gap",
+                "int",
+                8,
+                "space between cells and around the sheet, in pixels",
+                min=0,
+                max=256,
+            ),
+            Param(
+                "background",
+                "float",
+                1.0,
+                "background grey level, 0 black to 1 white",
+                min=0.0,
+                max=1.0,
+            ),
+        ]
 
     def _run(
         self,

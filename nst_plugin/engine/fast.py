@@ -75,9 +75,12 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            *_conv(channels, channels, 3), _norm(channels), nn.ReLU(),
-            *_conv(channels, channels, 3), _norm(channels),
-        )  # fmt: skip
+            *_conv(channels, channels, 3),
+            _norm(channels),
+            nn.ReLU(),
+            *_conv(channels, channels, 3),
+            _norm(channels),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
