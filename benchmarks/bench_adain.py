@@ -107,10 +107,14 @@ def bench_inference(device: torch.device, sizes: list[int], repeat: int, width: 
             ms = (time.perf_counter() - t) / repeat * 1000
             floor = 2 * macs / (gflops * 1e9) * 1000
             layout = "channels_last" if channels_last else "contiguous"
-            print(f"| {size} | {layout} | {ms:.0f} | {macs / 1e9:.1f} | {floor:.0f} | "
-                  f"{ms / floor:.2f} |")  # fmt: skip
-    print(f"\nmeasured 3x3 conv throughput: {conv_throughput(device, True):.0f} GFLOP/s "
-          "(channels_last)")  # fmt: skip
+            print(
+                f"| {size} | {layout} | {ms:.0f} | {macs / 1e9:.1f} | {floor:.0f} | "
+                f"{ms / floor:.2f} |"
+            )
+    print(
+        f"\nmeasured 3x3 conv throughput: {conv_throughput(device, True):.0f} GFLOP/s "
+        "(channels_last)"
+    )
 
 
 def bench_training(device: torch.device, steps: int, batch: int, crop: int) -> None:
@@ -137,10 +141,14 @@ def bench_training(device: torch.device, steps: int, batch: int, crop: int) -> N
             s_stats = {t: calc_mean_std(s_taps[t]) for t in STYLE_TAPS}
 
         def step(
-            enc: nn.Module = enc, dec: nn.Module = dec, opt: torch.optim.Optimizer = opt,
-            cached: bool = cached, fmt: torch.memory_format = fmt,
-            c_feat: torch.Tensor = c_feat, s_stats: dict = s_stats,
-        ) -> None:  # fmt: skip
+            enc: nn.Module = enc,
+            dec: nn.Module = dec,
+            opt: torch.optim.Optimizer = opt,
+            cached: bool = cached,
+            fmt: torch.memory_format = fmt,
+            c_feat: torch.Tensor = c_feat,
+            s_stats: dict = s_stats,
+        ) -> None:
             if cached:
                 feat, stats = c_feat, s_stats
             else:

@@ -147,16 +147,36 @@ def run_pastiche(
     """Seconds per step of pastiche's CLI, from its own per-step elapsed-time log."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
-            sys.executable, "-m", "pastiche",
-            "--content", str(content), "--styles", str(style),
-            "--output", os.path.join(tmp, "out.png"),
-            "--size", str(size), "--style-size", str(size),
-            "--optimizer", options.optimizer, "--num-steps", str(options.iterations),
-            "--pooling", options.pooling, "--device", device, "--seed", str(options.seed),
-            "--info-step", "1",
-            "--content-layers", *map(_pastiche_layer, options.content_layers),
-            "--style-layers", *map(_pastiche_layer, options.style_layers),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "pastiche",
+            "--content",
+            str(content),
+            "--styles",
+            str(style),
+            "--output",
+            os.path.join(tmp, "out.png"),
+            "--size",
+            str(size),
+            "--style-size",
+            str(size),
+            "--optimizer",
+            options.optimizer,
+            "--num-steps",
+            str(options.iterations),
+            "--pooling",
+            options.pooling,
+            "--device",
+            device,
+            "--seed",
+            str(options.seed),
+            "--info-step",
+            "1",
+            "--content-layers",
+            *map(_pastiche_layer, options.content_layers),
+            "--style-layers",
+            *map(_pastiche_layer, options.style_layers),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
     if proc.returncode != 0:
         print(f"pastiche failed ({proc.returncode}):\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -222,9 +242,19 @@ def main(argv: list[str] | None = None) -> int:
                 multi = base.replace(scales=tuple(coarse))
                 multi_time, multi_steps = run_ours_to_loss(content, style, multi, loss_n)
             rows.append(
-                Row(device, size, iterations, per_it, pastiche, loss_n, single_time,
-                    multi_time, multi_steps, [*coarse, size])
-            )  # fmt: skip
+                Row(
+                    device,
+                    size,
+                    iterations,
+                    per_it,
+                    pastiche,
+                    loss_n,
+                    single_time,
+                    multi_time,
+                    multi_steps,
+                    [*coarse, size],
+                )
+            )
 
     cpu = platform.processor() or platform.machine()
     print(

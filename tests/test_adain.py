@@ -78,8 +78,9 @@ def test_alpha_and_masks():
 def test_decoder_file_round_trip_and_corruption(tmp_path):
     dec = adain.make_decoder("half")
     path = tmp_path / "d.safetensors"
-    digest = save_checkpoint(path, dec, width="half", encoder="vgg19", settings={"lr": 1e-4},
-                             state={"step": 3})  # fmt: skip
+    digest = save_checkpoint(
+        path, dec, width="half", encoder="vgg19", settings={"lr": 1e-4}, state={"step": 3}
+    )
     loaded, meta = load_decoder(path)
     assert meta["sha256"] == digest and meta["state"]["step"] == 3 and meta["width"] == "half"
     for a, b in zip(dec.state_dict().values(), loaded.state_dict().values()):

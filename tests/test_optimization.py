@@ -62,9 +62,13 @@ def _run(vgg, **kw):
     records: list[Progress] = []
     options = kw.pop("options", OptimizationOptions(iterations=10, scales=()))
     out = stylize(
-        vgg, kw.pop("content", _content()), kw.pop("styles", [_style()]),
-        options=options, on_progress=records.append, **kw,
-    )  # fmt: skip
+        vgg,
+        kw.pop("content", _content()),
+        kw.pop("styles", [_style()]),
+        options=options,
+        on_progress=records.append,
+        **kw,
+    )
     return out, records
 
 

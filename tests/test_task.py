@@ -34,8 +34,9 @@ def test_wrong_port_types_and_missing_ports(photo, art):
 def test_adain_through_task_keeps_size_alpha_and_reports_progress(photo, art, random_decoder_file):
     rgba = Picture(photo.rgb, torch.linspace(0, 1, 64).expand(48, 64).clone())
     records = []
-    task = nst.create_task("nst.style_transfer", method="adain", size=0,
-                           decoder=str(random_decoder_file))  # fmt: skip
+    task = nst.create_task(
+        "nst.style_transfer", method="adain", size=0, decoder=str(random_decoder_file)
+    )
     out = task.run({"content": rgba, "styles": [art, art]}, on_progress=records.append)
     assert out["image"].rgb.shape == (3, 48, 64)
     assert torch.equal(out["image"].alpha, rgba.alpha)
@@ -43,14 +44,16 @@ def test_adain_through_task_keeps_size_alpha_and_reports_progress(photo, art, ra
 
 
 def test_size_param_resizes_longer_side(photo, art, random_decoder_file):
-    task = nst.create_task("nst.style_transfer", method="adain", size=32,
-                           decoder=str(random_decoder_file))  # fmt: skip
+    task = nst.create_task(
+        "nst.style_transfer", method="adain", size=32, decoder=str(random_decoder_file)
+    )
     assert task.run({"content": photo, "styles": [art]})["image"].size == (32, 24)
 
 
 def test_mask_checks(photo, art, random_decoder_file):
-    task = nst.create_task("nst.style_transfer", method="adain", size=0,
-                           decoder=str(random_decoder_file))  # fmt: skip
+    task = nst.create_task(
+        "nst.style_transfer", method="adain", size=0, decoder=str(random_decoder_file)
+    )
     with pytest.raises(InputError, match="mask is 10x10 but the content image is 64x48"):
         task.run({"content": photo, "styles": [art], "mask": torch.ones(10, 10)})
     with pytest.raises(InputError, match="got 2 masks for 3 style images"):
@@ -110,12 +113,21 @@ def test_missing_device_is_an_error_not_a_fallback(photo, art):
 
 
 def test_optimization_through_task_cancels_with_partial(photo, art):
-    task = nst.create_task("nst.style_transfer", method="optimization", size=32, iterations=50,
-                           scales=1, preview_every=1)  # fmt: skip
+    task = nst.create_task(
+        "nst.style_transfer",
+        method="optimization",
+        size=32,
+        iterations=50,
+        scales=1,
+        preview_every=1,
+    )
     steps = []
     with pytest.raises(Cancelled) as info:
-        task.run({"content": photo, "styles": [art]}, on_progress=steps.append,
-                 should_stop=lambda: len(steps) >= 2)  # fmt: skip
+        task.run(
+            {"content": photo, "styles": [art]},
+            on_progress=steps.append,
+            should_stop=lambda: len(steps) >= 2,
+        )
     # hosts get Pictures, never engine tensors: the partial at the output size, like a result
     assert isinstance(info.value.partial, Picture) and info.value.partial.size == (32, 24)
     assert isinstance(steps[-1].preview, Picture)
@@ -124,8 +136,9 @@ def test_optimization_through_task_cancels_with_partial(photo, art):
 def test_with_params_is_a_new_task_and_keeps_models_loaded(photo, art, random_decoder_file):
     from nst_plugin.default_plugins import models
 
-    task = nst.create_task("nst.style_transfer", method="adain", size=0,
-                           decoder=str(random_decoder_file))  # fmt: skip
+    task = nst.create_task(
+        "nst.style_transfer", method="adain", size=0, decoder=str(random_decoder_file)
+    )
     task.run({"content": photo, "styles": [art]})
     misses = models._decoder_on.cache_info().misses
     changed = task.with_params(alpha=0.3)
@@ -138,8 +151,9 @@ def test_with_params_is_a_new_task_and_keeps_models_loaded(photo, art, random_de
 
 
 def test_optimization_starts_from_a_given_image(photo, art):
-    task = nst.create_task("nst.style_transfer", method="optimization", size=32, iterations=1,
-                           scales=1, init="image")  # fmt: skip
+    task = nst.create_task(
+        "nst.style_transfer", method="optimization", size=32, iterations=1, scales=1, init="image"
+    )
     with pytest.raises(InputError, match="needs an image on the task's 'init' input"):
         task.run({"content": photo, "styles": [art]})
     start = Picture(torch.zeros(3, 24, 32))

@@ -27,20 +27,41 @@ from ..params import Param
 from ..task import Port, Task
 
 COMMON_PARAMS = (
-    Param("size", "int", 512, "longer side of the output in pixels; 0 keeps the content's size",
-          min=0, max=8192),
-    Param("style_weights", "floats", [], "blend weight per style image (empty: equal weights)",
-          min=0.0),
-    Param("preserve_color", "choice", "none",
-          "keep the content's colours: 'luminance' transfers only lightness, 'match' recolours "
-          "the style to the content's colour statistics first",
-          choices=("none", "luminance", "match")),
+    Param(
+        "size",
+        "int",
+        512,
+        "longer side of the output in pixels; 0 keeps the content's size",
+        min=0,
+        max=8192,
+    ),
+    Param(
+        "style_weights",
+        "floats",
+        [],
+        "blend weight per style image (empty: equal weights)",
+        min=0.0,
+    ),
+    Param(
+        "preserve_color",
+        "choice",
+        "none",
+        "keep the content's colours: 'luminance' transfers only lightness, 'match' recolours "
+        "the style to the content's colour statistics first",
+        choices=("none", "luminance", "match"),
+    ),
     Param("seed", "int", 0, "random seed, for reproducible results", min=0),
-    Param("device", "choice", "auto", "where to compute; a missing device is an error",
-          choices=("auto", "cpu", "cuda", "mps")),
-    Param("preview_every", "int", 0, "hand a preview image to progress every N steps (0: none)",
-          min=0),
-)  # fmt: skip
+    Param(
+        "device",
+        "choice",
+        "auto",
+        "where to compute; a missing device is an error",
+        choices=("auto", "cpu", "cuda", "mps"),
+    ),
+    Param(
+        "preview_every", "int", 0, "hand a preview image to progress every N steps (0: none)", min=0
+    ),
+)
 
 
 class StyleTransferTask(Task):
@@ -54,27 +75,41 @@ class StyleTransferTask(Task):
     )
     inputs = (
         Port("content", "image", "the photo to repaint"),
-        Port("styles", "image", "one or more style images (none for the fast method)",
-             required=False, multiple=True),
-        Port("mask", "mask", "regions per style: (H, W) with one or two styles, or (S, H, W)",
-             required=False),
-        Port("init", "image", "start image for methods that iterate (init='image')",
-             required=False),
-    )  # fmt: skip
+        Port(
+            "styles",
+            "image",
+            "one or more style images (none for the fast method)",
+            required=False,
+            multiple=True,
+        ),
+        Port(
+            "mask",
+            "mask",
+            "regions per style: (H, W) with one or two styles, or (S, H, W)",
+            required=False,
+        ),
+        Port(
+            "init", "image", "start image for methods that iterate (init='image')", required=False
+        ),
+    )
     outputs = (
         Port("image", "image", "the stylized image, at the output size, alpha restored"),
         Port("reference", "image", "the style model's painting (fast method)", required=False),
-        Port("history", "history", "per-step progress records (losses, size, time)",
-             required=False),
-    )  # fmt: skip
+        Port(
+            "history", "history", "per-step progress records (losses, size, time)", required=False
+        ),
+    )
 
     @classmethod
     def schema(cls) -> list[Param]:
         methods = plugins.methods()
-        method = Param("method", "choice", "optimization" if "optimization" in methods else
-                       next(iter(methods)), "how to stylize: " + "; ".join(
-                           f"{m.name}: {m.description}" for m in methods.values()),
-                       choices=tuple(methods))  # fmt: skip
+        method = Param(
+            "method",
+            "choice",
+            "optimization" if "optimization" in methods else next(iter(methods)),
+            "how to stylize: " + "; ".join(f"{m.name}: {m.description}" for m in methods.values()),
+            choices=tuple(methods),
+        )
         params = [method, *COMMON_PARAMS]
         for spec in methods.values():
             params.extend(spec.params)
