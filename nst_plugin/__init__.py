@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "create_task": "nst_plugin.api",
     "list_tasks": "nst_plugin.api",
+    "task_class": "nst_plugin.api",
     "list_methods": "nst_plugin.api",
     "list_style_models": "nst_plugin.api",
     "style_model_reference": "nst_plugin.api",

@@ -43,3 +43,9 @@ def style_model_reference(name: str) -> Picture | None:
 def create_task(task_id: str, **params: Any) -> Task:
     """A task ready to run; parameters are checked now, before any work."""
     return plugins.get_task_class(task_id)(**params)
+
+
+def task_class(task_id: str) -> type:
+    """A registered task's class, for hosts that check a workflow before creating any task:
+    its ports, its `Param` schema and what it declares (`planned_outputs`) without an instance."""
+    return plugins.get_task_class(task_id)

@@ -57,8 +57,9 @@ def ws(tmp_path: Path, random_decoder_file: Path) -> Path:
 
 
 def mtimes(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")
-            if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()
+    }
 
 
 def test_batch_with_a_corrupt_input_keeps_going_and_overwrites_nothing(ws):
@@ -169,14 +170,15 @@ def test_dry_run_prints_the_plan_and_writes_nothing(ws, capsys):
 
 def test_cli_run_with_set_and_out_and_progress(ws, capsys, random_decoder_file):
     results = ws / "results"
-    code = main(["pipeline", "run", str(ws / "p.yaml"), "--out", str(results), "--quiet",
-                 "--set", "photos=photos/c.png", "--set", "stylize.alpha=0.5"])  # fmt: skip
+    sets = ["--set", "photos=photos/c.png", "--set", "stylize.alpha=0.5"]
+    code = main(["pipeline", "run", str(ws / "p.yaml"), "--out", str(results), "--quiet", *sets])
     assert code == 0
     assert sorted(mtimes(results)) == ["c_adain.png", "sheets/c.jpg"]
     assert "1 done" in capsys.readouterr().out
     stream = io.StringIO()
-    summary = run_pipeline(load_pipeline(ws / "p.yaml", out=results), force=True,
-                           reporter=TqdmReporter(stream))  # fmt: skip
+    summary = run_pipeline(
+        load_pipeline(ws / "p.yaml", out=results), force=True, reporter=TqdmReporter(stream)
+    )
     assert summary.exit_code == 0
     assert "items" in stream.getvalue() and "3/3" in stream.getvalue()
 
@@ -272,9 +274,11 @@ def test_adain_example_runs(tmp_path, random_decoder_file):
     summary = run_pipeline(load_pipeline(tmp_path / "adain_folder.yaml", overrides=overrides))
     assert summary.exit_code == 0 and summary.count("done") == 2
     assert sorted(mtimes(tmp_path / "out")) == [
-        "astronaut_adain.jpg", "coffee_adain.jpg",
-        "compare/astronaut_before_after.png", "compare/coffee_before_after.png",
-    ]  # fmt: skip
+        "astronaut_adain.jpg",
+        "coffee_adain.jpg",
+        "compare/astronaut_before_after.png",
+        "compare/coffee_before_after.png",
+    ]
 
 
 def test_ctrl_c_stops_the_batch_and_keeps_finished_items(ws, monkeypatch):

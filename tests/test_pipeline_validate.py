@@ -12,7 +12,7 @@ from nst_plugin import api
 from nst_plugin.cli import main
 from nst_plugin.engine.errors import InputError
 from nst_plugin.images import Picture, save_image
-from nst_plugin_hosts.pipeline import PipelineError, Problem, load_pipeline
+from nst_plugin_hosts.pipeline import PipelineError, Problem, describe_plan, load_pipeline
 from tests.conftest import make_image
 
 
@@ -121,9 +121,50 @@ def test_cycles_are_reported_with_the_loop(ws):
     """,
     )
     found = problems(path)
-    assert any("cycle: a -> b -> a" in p.message or "cycle: b -> a -> b" in p.message
-               for p in found)  # fmt: skip
+    assert any(
+        "cycle: a -> b -> a" in p.message or "cycle: b -> a -> b" in p.message for p in found
+    )
     assert only(found, "cycle: loop -> loop").where == f"{path}:8"
+
+
+def test_a_loop_blocks_what_it_feeds_and_each_loop_is_reported(ws):
+    path = write(
+        ws,
+        """
+        steps:
+          - id: src
+            task: image.load
+            inputs: {path: images/style.png}
+          - id: a
+            task: image.compare
+            inputs: {images: [src.image, b.image]}
+          - id: b
+            task: image.resize
+            inputs: {image: a.image}
+          - id: fed
+            task: image.resize
+            inputs: {image: b.image}
+          - id: c
+            task: image.resize
+            inputs: {image: d.image}
+          - id: d
+            task: image.resize
+            inputs: {image: c.image}
+    """,
+    )
+    found = problems(path)
+    assert [p.message.split(";")[0] for p in found] == ["cycle: a -> b -> a", "cycle: c -> d -> c"]
+    assert [p.where for p in found] == [f"{path}:5", f"{path}:14"]
+
+
+def test_validating_leaves_each_step_task_as_its_parameters_made_it(ws):
+    """Per-item values (stem, index, folder) go to copies of a task, never into the shared one."""
+    pipeline = load_pipeline(write(ws, GOOD))
+    save = pipeline.steps["save"].task
+    as_made = api.create_task("image.save", name="{stem}_out.{ext}").params
+    assert save.params == as_made
+    assert "a_out.png (write)" in describe_plan(pipeline)  # every item's files, worked out
+    assert pipeline.steps["save"].task is save and save.params == as_made
 
 
 def test_bad_and_unknown_parameter_values(ws):
@@ -263,15 +304,20 @@ def test_variables_and_set_overrides(ws):
     (ws / "other" / "photos").mkdir(parents=True)
     save_image(Picture(make_image(20, 20)), ws / "other" / "photos" / "z.png")
     path = write(ws, GOOD)
-    pipeline = load_pipeline(path, overrides=["images=other", "stylize.alpha=0.25",
-                                              "stylize.styles=images/style.png"])  # fmt: skip
+    pipeline = load_pipeline(
+        path, overrides=["images=other", "stylize.alpha=0.25", "stylize.styles=images/style.png"]
+    )
     # `images` changed the photos folder; the styles input was pointed back at the painting.
     assert [i.stem for i in pipeline.items] == ["z"]
     assert pipeline.steps["stylize"].task.params["alpha"] == 0.25
     found = problems(path, overrides=["stylize.alpha=9", "imgs=x", "ghost.a=1", "novalue"])
     by_option = {p.where: p.message for p in found}
-    assert set(by_option) == {"--set stylize.alpha=9", "--set imgs=x", "--set novalue",
-                              "--set ghost.a=1"}  # fmt: skip
+    assert set(by_option) == {
+        "--set stylize.alpha=9",
+        "--set imgs=x",
+        "--set novalue",
+        "--set ghost.a=1",
+    }
     assert "did you mean 'images'" in by_option["--set imgs=x"]
     assert "expected KEY=VALUE" in by_option["--set novalue"]
 
@@ -298,8 +344,15 @@ def test_image_tasks_are_registered_with_ports_and_schemas():
 
 
 def test_save_name_template_format_and_overwrite(tmp_path, photo):
-    task = api.create_task("image.save", folder=str(tmp_path), stem="cat", index=3,
-                           name="{stem}-{index}", format="jpg", quality=80)  # fmt: skip
+    task = api.create_task(
+        "image.save",
+        folder=str(tmp_path),
+        stem="cat",
+        index=3,
+        name="{stem}-{index}",
+        format="jpg",
+        quality=80,
+    )
     assert task.planned_outputs() == [tmp_path / "cat-3.jpg"]
     assert task.run({"image": photo})["path"] == tmp_path / "cat-3.jpg"
     with pytest.raises(InputError, match="exists"):

@@ -2,7 +2,7 @@
 
 `load_pipeline` parses and validates a file (every problem at once, with file and line);
 `run_pipeline` runs it item by item; `describe_plan` is the dry run. `nst pipeline run|validate`
-is the command line (see `cli.py`).
+is the command line (see `cli.py`); `build.py` lists the phases a file goes through.
 """
 
 from __future__ import annotations
@@ -11,10 +11,16 @@ import importlib
 from typing import Any
 
 _HOMES = {
-    "Reporter": "runner", "RunSummary": "runner", "TqdmReporter": "runner",
-    "describe_plan": "runner", "run_pipeline": "runner",
-    "Pipeline": "spec", "PipelineError": "spec", "Problem": "spec", "load_pipeline": "spec",
-}  # fmt: skip
+    "Reporter": "runner",
+    "RunSummary": "runner",
+    "TqdmReporter": "runner",
+    "describe_plan": "runner",
+    "run_pipeline": "runner",
+    "Pipeline": "model",
+    "PipelineError": "problems",
+    "Problem": "problems",
+    "load_pipeline": "build",
+}
 
 
 def __getattr__(name: str) -> Any:

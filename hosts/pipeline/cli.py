@@ -74,7 +74,7 @@ def add_pipeline_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .spec import load_pipeline
+    from .build import load_pipeline
 
     pipeline = load_pipeline(args.file, overrides=args.overrides, out=args.out)
     count = len(pipeline.items)
@@ -86,8 +86,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .build import load_pipeline
     from .runner import Reporter, TqdmReporter, describe_plan, run_pipeline
-    from .spec import load_pipeline
 
     pipeline = load_pipeline(args.file, overrides=args.overrides, out=args.out)
     if args.dry_run:

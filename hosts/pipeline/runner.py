@@ -11,7 +11,7 @@ What the runner promises, and why:
   process), and steps that do not depend on the batch item (loading the style image, say) run
   once and are reused by every item.
 
-The runner knows tasks only through the plugin registry; a task that writes files says which
+The runner knows tasks only through the public API; a task that writes files says which
 (`planned_outputs()`), and the runner fills in its per-item parameters (`stem`, `index`, `folder`).
 """
 
@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from nst_plugin import Cancelled, InputError, NSTError, plugins
+from nst_plugin import Cancelled, InputError, NSTError, create_task
 
-from .spec import LOAD_TASK, Item, Pipeline, Source, Step, item_params, planned_outputs
+from .graph import LOAD_TASK
+from .model import Item, Pipeline, Source, Step
+from .plan import item_params, planned_outputs
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 MAX_PLAN_ITEMS = 50  # a dry run over a huge folder shows this many items, then a count
@@ -375,7 +377,7 @@ class Runner:
         if shared and path in self.loaded:
             return self.loaded[path]
         if self.loader is None:
-            self.loader = plugins.get_task_class(LOAD_TASK)()
+            self.loader = create_task(LOAD_TASK)
         picture = self.loader.run({"path": path})["image"]
         if shared:
             self.loaded[path] = picture
