@@ -8,6 +8,8 @@ the one place that validates them; the engine only asserts what the task guarant
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -98,7 +100,7 @@ def test_lbfgs_recovers_from_an_overflowing_trial_step(vgg, monkeypatch) -> None
 
 def test_multi_scale_reports_each_size_and_returns_the_output_size(vgg) -> None:
     content = _content(48, 64)
-    options = OptimizationOptions(iterations=2, scales=(32,))
+    options = OptimizationOptions(iterations=2, coarse_iterations=2, scales=(32,))
     out, records = _run(vgg, content=content, options=options, preview_every=2)
     assert out.shape == (1, 3, 48, 64)
     assert [r.step for r in records] == [1, 2, 3, 4]
@@ -208,7 +210,9 @@ def _task_run(photo: Picture, art: Picture, inputs: dict | None = None, **params
         ({"init": "zeros"}, "'init' must be one of"),
         ({"preserve_color": "yes"}, "'preserve_color' must be one of"),
         ({"pooling": "min"}, "'pooling' must be one of 'max', 'avg'"),
-        ({"iterations": 0}, "'iterations' must be within 1..100000"),
+        ({"iterations": -1}, "'iterations' must be within 0..100000"),
+        ({"tolerance": 2}, "'tolerance' must be within 0..1"),
+        ({"time_budget": -1}, "'time_budget' must be within 0..inf"),
         ({"style_weight": -1.0}, "'style_weight' must be within 0..inf"),
         ({"learning_rate": 0}, "'learning_rate' must be within 1e-06..10"),
         ({"style_scale": 0}, "'style_scale' must be within 0.1..4"),
@@ -274,3 +278,38 @@ def test_the_engine_asserts_what_the_task_guarantees(vgg, kwargs: dict) -> None:
     styles = kwargs.pop("styles", [_style(32, 32), _style(32, 32)])
     with pytest.raises(AssertionError):
         stylize(vgg, content, styles, **kwargs)
+
+
+def test_passes_by_device_most_at_the_coarse_scales(vgg) -> None:
+    sizes = [(24, 32), (48, 64)]
+    auto = OptimizationOptions()
+    cpu, gpu = optimization.AUTO_PASSES["cpu"], optimization.AUTO_PASSES["other"]
+    assert optimization.pass_budgets(auto, sizes, torch.device("cpu")) == list(cpu)
+    assert optimization.pass_budgets(auto, sizes, torch.device("cuda")) == list(gpu)
+    assert cpu[0] > cpu[1]  # on a CPU most passes are the cheap coarse ones
+    given = OptimizationOptions(iterations=7, coarse_iterations=9)
+    assert optimization.pass_budgets(given, [(8, 8), *sizes], torch.device("cpu")) == [9, 9, 7]
+
+
+def test_a_converged_scale_stops_early(vgg) -> None:
+    content = _content(24, 32)
+    loose = OptimizationOptions(iterations=200, scales=(), tolerance=0.5)
+    _, records = _run(vgg, content=content, options=loose)
+    window = optimization.TOLERANCE_WINDOW
+    assert window < len(records) < 200  # ended by the rule, not by the 200 passes
+    strict = OptimizationOptions(iterations=30, scales=(), tolerance=0.0)
+    assert len(_run(vgg, content=content, options=strict)[1]) == 30
+
+
+def test_time_budget_returns_the_best_image_at_full_size_in_time(vgg) -> None:
+    content = _content(48, 64)
+    options = OptimizationOptions(
+        iterations=100_000, coarse_iterations=100_000, scales=(32,), tolerance=0, time_budget=1.0
+    )
+    started = time.perf_counter()
+    out, records = _run(vgg, content=content, options=options)
+    assert time.perf_counter() - started < 3.0
+    assert out.shape == (1, 3, 48, 64)
+    left = [r.time_left for r in records]
+    assert left[0] <= 1.0 and left == sorted(left, reverse=True) and left[-1] < 0.2
+    assert {r.scale for r in records} == {0, 1}  # both scales got their share

@@ -22,7 +22,10 @@ from .models import encoder_on
 PARAMS = (
     *params_from_fields(
         OptimizationOptions,
+        "time_budget",
         "iterations",
+        "coarse_iterations",
+        "tolerance",
         "optimizer",
         "learning_rate",
         "content_weight",

@@ -55,6 +55,7 @@ from .color import luminance_transfer, match_color
 from .encoders import VGGEncoder
 from .errors import Cancelled, InputError
 from .losses import content_loss, gram_matrix, resize_mask, style_loss, tv_loss
+from .precision import autocast
 from .progress import Progress, ProgressCallback, StopCheck
 
 DEFAULT_CONTENT_LAYERS = ("relu4_2",)
@@ -69,6 +70,12 @@ AUTO_MIN_SIDE = 256
 LBFGS_HISTORY = 100
 # Mean pixel change (0..1 scale) of L-BFGS's first trial step; see `_lbfgs_unit`.
 FIRST_STEP = 8 / 255
+# Passes when `iterations` / `coarse_iterations` are 0 (automatic), by device: (coarse, full).
+# On a CPU most passes go to the coarse scales, where a pass costs a quarter of the next; the
+# full-size pass then only sharpens (benchmarks/bench_optimization.py --curves measures this).
+AUTO_PASSES = {"cpu": (100, 50), "other": (300, 300)}
+# The stopping rule looks back this many evaluations for the relative loss change.
+TOLERANCE_WINDOW = 10
 
 
 def _param(default: object, text: str, **limits: object) -> Any:
@@ -102,8 +109,14 @@ class OptimizationOptions:
         choice: more texture, needs more steps) or a given "image" (`init_image` of `stylize`).
     optimizer: "lbfgs" (the paper's; best quality per step) or "adam" (steady, lower memory, with
         `learning_rate` in 0..1 pixel units).
-    iterations: forward and backward passes at each scale (an L-BFGS iteration takes one, now and
-        then a few more when its line search has to step back).
+    iterations, coarse_iterations: forward and backward passes at the full-size scale and at each
+        coarser one (an L-BFGS iteration takes one, now and then a few more when its line search
+        has to step back). 0: automatic by device (AUTO_PASSES).
+    tolerance: a scale ends early once its best loss has improved by less than this fraction over
+        the last TOLERANCE_WINDOW evaluations (0: always spend the passes).
+    time_budget: seconds for the whole run (0: none). Each scale gets a share in proportion to its
+        expected cost (passes x pixels); when the budget is spent the best image so far is
+        returned, upsampled to the output size if a finer scale did not run.
     seed: seeds the noise start, the only randomness; equal seeds give equal images on the CPU.
     style_scale: each style image's longer side as a multiple of the output's longer side at the
         working scale. Below 1 the brush strokes come out larger, above 1 finer.
@@ -135,7 +148,31 @@ class OptimizationOptions:
         "lbfgs", "L-BFGS converges in fewer steps; Adam is steadier", choices=OPTIMIZERS
     )
     iterations: int = _param(
-        300, "optimizer passes (forward + backward) at each scale", min=1, max=100_000
+        0,
+        "optimizer passes (forward + backward) at full size; 0: automatic, "
+        f"{AUTO_PASSES['cpu'][1]} on a CPU, {AUTO_PASSES['other'][1]} on a GPU",
+        min=0,
+        max=100_000,
+    )
+    coarse_iterations: int = _param(
+        0,
+        "passes at each coarser scale; 0: automatic, "
+        f"{AUTO_PASSES['cpu'][0]} on a CPU, {AUTO_PASSES['other'][0]} on a GPU",
+        min=0,
+        max=100_000,
+    )
+    tolerance: float = _param(
+        1e-3,
+        "end a scale early when the loss improves by less than this fraction over "
+        f"{TOLERANCE_WINDOW} passes (0: never)",
+        min=0.0,
+        max=1.0,
+    )
+    time_budget: float = _param(
+        0.0,
+        "seconds for the whole run; the best image so far is returned when they are spent "
+        "(0: no limit)",
+        min=0.0,
     )
     learning_rate: float = _param(
         0.02, "Adam step size (pixels on the 0..1 scale)", min=1e-6, max=10.0
@@ -434,6 +471,18 @@ class _Run:
     preview_every: int
     start: float = field(default_factory=time.perf_counter)
     step: int = 0
+    deadlines: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.deadlines = _deadlines(self)
+
+    def out_of_time(self) -> bool:
+        budget = self.options.time_budget
+        return bool(budget) and time.perf_counter() - self.start >= budget
+
+    def time_left(self) -> float | None:
+        budget = self.options.time_budget
+        return max(0.0, budget - (time.perf_counter() - self.start)) if budget else None
 
     @property
     def lbfgs(self) -> bool:
@@ -467,13 +516,28 @@ class _Scale:
     best_loss: float = math.inf
     worst: float = 1.0  # the largest normalised loss seen: the base of the "much worse" value
     best_u: torch.Tensor = field(init=False)
+    tolerance: float = 0.0
+    deadline: float = math.inf
+    # the best loss after each evaluation, for the stopping rule
+    bests: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.best_u = self.u.detach().clone()
 
     def done(self) -> bool:
-        """Whether this pass is over: the one place a rule for ending a scale is asked."""
-        return self.evaluations >= self.budget
+        """Whether this pass is over: the one place a rule for ending a scale is asked. Its
+        passes are spent, its share of the time budget is, or the loss has stopped moving."""
+        if self.evaluations >= self.budget or time.perf_counter() >= self.deadline:
+            return True
+        if self.tolerance and len(self.bests) > TOLERANCE_WINDOW:
+            before, now = self.bests[-1 - TOLERANCE_WINDOW], self.bests[-1]
+            return before - now <= self.tolerance * abs(now)
+        return False
+
+    def record(self, value: float) -> None:
+        """Note one evaluation's loss (any scale: only relative change is read)."""
+        self.best_loss = min(self.best_loss, value)
+        self.bests.append(self.best_loss)
 
     def current(self) -> torch.Tensor:
         """The image this pass would return now, in 0..1 units (not yet clamped)."""
@@ -529,15 +593,42 @@ def stylize(
         taps=taps,
         layer_weights=_layer_weights(options),
         sizes=sizes,
-        budgets=[options.iterations] * len(sizes),
+        budgets=pass_budgets(options, sizes, device),
         on_progress=on_progress,
         should_stop=should_stop,
         preview_every=preview_every,
     )
     image = _initial_image(_resize(content, sizes[0]), init_image, options)
     for index, size in enumerate(sizes):
+        if index and run.out_of_time():
+            break  # the budget is spent: the best image so far, upsampled below
         image = _run_scale(run, index, _resize(image, size))
+    image = _resize(image, tuple(content.shape[-2:]))
     return _finish(image, content, options.preserve_color)
+
+
+def pass_budgets(
+    options: OptimizationOptions, sizes: Sequence[tuple[int, int]], device: torch.device
+) -> list[int]:
+    """Evaluations for each scale, coarse to fine: `coarse_iterations` for every scale but the
+    last, `iterations` for the last, either chosen by device when 0."""
+    coarse, full = AUTO_PASSES["cpu" if device.type == "cpu" else "other"]
+    coarse = options.coarse_iterations or coarse
+    full = options.iterations or full
+    return [coarse] * (len(sizes) - 1) + [full]
+
+
+def _deadlines(run: _Run) -> list[float]:
+    """When each scale must end under the time budget: shares in proportion to passes x pixels,
+    so a budget too small for the schedule shortens every scale rather than skipping the last."""
+    if not run.options.time_budget:
+        return [math.inf] * len(run.sizes)
+    costs = [b * h * w for b, (h, w) in zip(run.budgets, run.sizes)]
+    total, spent, out = float(sum(costs)), 0.0, []
+    for cost in costs:
+        spent += cost
+        out.append(run.start + run.options.time_budget * spent / total)
+    return out
 
 
 def _run_scale(run: _Run, index: int, image: torch.Tensor) -> torch.Tensor:
@@ -549,7 +640,18 @@ def _run_scale(run: _Run, index: int, image: torch.Tensor) -> torch.Tensor:
     targets = _targets(run.enc, run.feed, content, run.styles, run.weights, run.masks, run.options)
     unit = _lbfgs_unit(image) if run.lbfgs else 1.0
     u = (image.detach() * unit).contiguous().requires_grad_(True)
-    scale = _Scale(index, size, content, targets, u, unit, run.budgets[index], keep_best=run.lbfgs)
+    scale = _Scale(
+        index,
+        size,
+        content,
+        targets,
+        u,
+        unit,
+        run.budgets[index],
+        keep_best=run.lbfgs,
+        tolerance=run.options.tolerance,
+        deadline=run.deadlines[index],
+    )
     optimizer = _make_optimizer(u, run.options, scale.budget)
     objective = functools.partial(_evaluate, run, scale)
     try:
@@ -581,6 +683,8 @@ def _evaluate(run: _Run, scale: _Scale) -> torch.Tensor:
     else:
         terms["total"].backward()
         objective = terms["total"]
+        if scale.tolerance:  # reads the loss back from the device: only when the rule needs it
+            scale.record(float(objective.detach()))
     if run.on_progress is not None:
         run.on_progress(_progress(run, scale, x, terms))
     return objective
@@ -590,7 +694,9 @@ def _losses(run: _Run, targets: _Targets, x: torch.Tensor) -> dict[str, torch.Te
     """The weighted loss terms at image x: the paper's Eq. 7, α·L_content + β·L_style, plus a
     total-variation term the paper does not have, against the speckle the Gram loss leaves."""
     options = run.options
-    feats = run.enc(run.feed(x), run.taps)
+    with autocast(x.device):  # bf16 where the CPU has it natively; the losses stay in fp32
+        feats = run.enc(run.feed(x), run.taps)
+    feats = {k: v.float() for k, v in feats.items()}
     c = options.content_weight * content_loss(feats, targets.content)
     s = options.style_weight * sum(
         w * style_loss(feats, grams, run.layer_weights, layer_masks)
@@ -620,8 +726,8 @@ def _lbfgs_objective(scale: _Scale, total: torch.Tensor) -> torch.Tensor:
     (total * scale.norm).backward()
     scale.worst = max(scale.worst, value * scale.norm)
     if value < scale.best_loss:
-        scale.best_loss = value
         scale.best_u.copy_(scale.u.detach())
+    scale.record(value)
     return total.detach() * scale.norm
 
 
@@ -641,6 +747,7 @@ def _progress(
         scale=scale.index,
         scales=len(run.sizes),
         preview=preview,
+        time_left=run.time_left(),
     )
 
 

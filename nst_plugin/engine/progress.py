@@ -24,6 +24,8 @@ class Progress:
     scale: int = 0
     scales: int = 1
     preview: Any = None
+    # seconds left of a time budget, None without one
+    time_left: float | None = None
 
 
 ProgressCallback = Callable[[Progress], None]
