@@ -206,7 +206,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="128 px and 10 steps")
     parser.add_argument("--skip-pastiche", action="store_true")
     parser.add_argument("--skip-multiscale", action="store_true")
+    curves = parser.add_argument_group("time to quality (--curves; see optimization_curves.py)")
+    curves.add_argument("--curves", action="store_true", help="curves instead of s/step")
+    curves.add_argument("--pairs", type=int, default=6, help="eval photo x painting pairs")
+    curves.add_argument("--size", type=int, default=512, help="output's longer side")
+    curves.add_argument("--schedules", default="50:25,100:50,300:300", help="coarse:full passes")
+    curves.add_argument("--pastiche-steps", type=int, default=200, help="0: leave pastiche out")
+    curves.add_argument("--every", type=int, default=10, help="snapshot every N steps")
+    curves.add_argument("--plot", type=Path, default=ROOT / "docs/images/time-to-quality.png")
     args = parser.parse_args(argv)
+    if args.curves:
+        return _curves(args)
 
     sizes = args.sizes or ([128] if args.quick else [256, 512])
     iterations = args.iterations or (10 if args.quick else 50)
@@ -220,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         content_layers=DEFAULT_CONTENT_LAYERS,
         style_layers=DEFAULT_STYLE_LAYERS,
         scales=(),
+        tolerance=0.0,  # every step timed: no early stop
     )
 
     rows: list[Row] = []
@@ -279,6 +290,21 @@ def main(argv: list[str] | None = None) -> int:
             f"| {_fmt(r.pastiche_s_per_it)} | {_fmt(ratio, 2)} | {r.loss_n:.4g} "
             f"| {r.single_time:.1f} s | {multi} ({' → '.join(map(str, r.multi_scales))}) |"
         )
+    return 0
+
+
+def _curves(args: argparse.Namespace) -> int:
+    import optimization_curves
+
+    data = ROOT.parent / "shared" / "data"
+    photos = sorted((data / "eval-content").glob("*.jpg"))
+    paintings = sorted((data / "styles").glob("*.jpg"))
+    # spread over the photos and cycle through the paintings: every pair is a new combination
+    step = max(1, len(photos) // args.pairs)
+    pairs = [(photos[i * step], paintings[i % len(paintings)]) for i in range(args.pairs)]
+    schedules = [tuple(int(n) for n in s.split(":")) for s in args.schedules.split(",")]
+    optimization_curves.run(pairs, args.size, schedules, args.pastiche_steps, args.every,
+                            args.plot)  # fmt: skip
     return 0
 
 
