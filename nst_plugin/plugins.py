@@ -181,6 +181,10 @@ def _bound(param: Param, method: str) -> Param:
     """A method's parameter tied to that method, its registry-fed choices filled in."""
     if not param.methods:
         param = dataclasses.replace(param, methods=(method,))
+    if param.choices_from == "encoders":
+        names = tuple(encoders())
+        default = param.default if param.default in names else names[0]
+        param = dataclasses.replace(param, choices=names, default=default)
     if param.choices_from == "style_models":
         names = tuple(style_models())
         optional = param.default == "" or not names  # "" stands for none

@@ -70,3 +70,18 @@ def test_corrupt_and_missing_weights_named(tmp_path):
         encoders.load_quantized_vgg19(bad, check_hash=False)
     with pytest.raises(ValueError, match="unknown encoder 'vgg99'"):
         encoders.load_encoder("vgg99")
+
+
+def test_a_failed_torchvision_download_is_one_line_naming_the_offline_choice(monkeypatch):
+    import torchvision.models as tvm
+
+    from nst_plugin.engine import encoders as enc
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(tvm, "vgg16", offline)
+    enc._torchvision_vgg.cache_clear()
+    with pytest.raises(WeightsError, match="downloaded on first use and that failed.*'vgg19'"):
+        enc.load_encoder("vgg16-torchvision")
+    enc._torchvision_vgg.cache_clear()

