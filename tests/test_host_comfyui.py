@@ -274,7 +274,8 @@ def test_widgets_are_the_schema(nodes: dict[str, type]) -> None:
     )
     opt = nodes["NSTStyleTransfer_optimization"].INPUT_TYPES()["optional"]
     assert opt["learning_rate"][1]["round"] is False  # 1e-6 must not round to 0
-    assert "alpha" not in opt and opt["iterations"][1]["default"] == 300
+    assert "alpha" not in opt and opt["iterations"][1]["default"] == 0  # automatic by device
+    assert opt["encoder"][0][0] == "vgg19" and "time_budget" in opt
 
 
 def test_third_party_method_gets_its_own_node(third_party_plugin: Path, comfy_dirs: Any) -> None:
