@@ -323,17 +323,19 @@ def _add_example(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--painting", default="swirls", help="example painting")
     p.add_argument(
         "--methods",
-        default="adain,optimization",
+        default="adain,optimization,fast",
         help="comma-separated methods ('none': only write the example images)",
     )
-    p.add_argument("--size", type=int, default=512, help="longer side of the AdaIN output")
+    p.add_argument("--size", type=int, default=512, help="longer side of the results")
     p.add_argument(
         "--opt-size",
         type=int,
         default=384,
-        help="longer side of the optimization output (slow on a CPU: ~1 s a pass)",
+        help="longer side of the optimization result (two scales, its default passes)",
     )
-    p.add_argument("--opt-iterations", type=int, default=200, help="optimization passes")
+    p.add_argument(
+        "--model", default="", help="the fast method's style model (default: the task's)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing results")
     p.set_defaults(func=_run_example)
 
@@ -354,13 +356,16 @@ def _run_example(args: argparse.Namespace) -> int:
             continue
         sized = ["--size", str(args.size)]
         if method == "optimization":
-            sized = ["--size", str(args.opt_size), "--iterations", str(args.opt_iterations)]
+            sized = ["--size", str(args.opt_size), "--scales", "2"]
+        styles = [str(images[args.painting])]
+        if method == "fast":  # a preset carries its painting
+            styles, sized = [], [*sized, *(["--model", args.model] if args.model else [])]
         _run_stylize(
             build_parser(["stylize"]).parse_args(
                 [
                     "stylize",
                     str(images[args.photo]),
-                    str(images[args.painting]),
+                    *styles,
                     "-o",
                     str(target),
                     "--method",

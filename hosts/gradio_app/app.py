@@ -581,6 +581,9 @@ def _examples(
     ]
     if "adain" not in methods:  # a server without AdaIN keeps the one example it can run
         rows, labels = rows[2:], labels[2:]
+    if "fast" in methods and api.list_style_models():  # a preset: no style image needed
+        rows.append([files["coffee"], None, None, "fast"])
+        labels.append("Coffee (fast, the chosen style model)")
     gr.Examples(
         examples=rows,
         example_labels=labels,
