@@ -389,3 +389,21 @@ def test_compare_row_and_grid_sizes():
         {"images": [a, a, a]}
     )["image"]
     assert grid.size == (2 * 15, 2 * 10)
+
+
+def test_an_output_that_is_one_of_the_inputs_is_refused(ws):
+    path = write(
+        ws,
+        """
+        output: images/photos
+        steps:
+          - id: copy
+            task: image.save
+            params: {name: "{stem}.png", overwrite: true}
+            inputs: {image: images/photos}
+        """,
+    )
+    before = {p.name: p.read_bytes() for p in (ws / "images" / "photos").iterdir()}
+    found = problems(path)
+    assert "which is one of the pipeline's inputs" in only(found, "one of the pipeline").message
+    assert {p.name: p.read_bytes() for p in (ws / "images" / "photos").iterdir()} == before

@@ -145,8 +145,16 @@ def _items(
 
 
 def _check_outputs(pipeline: Pipeline, problems: Problems) -> None:
-    """Every file a step would write, for every item: inside the output folder, none twice."""
+    """Every file a step would write, for every item: inside the output folder, none twice,
+    and never one of the pipeline's own input files (through symlinks and `..`)."""
     seen: dict[Path, tuple[Item, str]] = {}
+    inputs = {
+        f.resolve()
+        for s in pipeline.steps.values()
+        for sources in s.inputs.values()
+        for src in sources
+        for f in src.files
+    }
     for step in pipeline.steps.values():
         if not step.writes_files or step.task is None:
             continue
@@ -167,6 +175,15 @@ def _check_outputs(pipeline: Pipeline, problems: Problems) -> None:
                     where,
                     f"would write {outside[0]}, outside the output folder "
                     f"{pipeline.out_dir}; keep 'folder' and 'name' relative",
+                    step.id,
+                )
+                break
+            overwritten = [p for p in paths if p.resolve() in inputs]
+            if overwritten:  # reported once, like an escape: the user's file must survive
+                problems.add(
+                    where,
+                    f"would write {overwritten[0]}, which is one of the pipeline's inputs; "
+                    "choose another 'name' or output folder",
                     step.id,
                 )
                 break
