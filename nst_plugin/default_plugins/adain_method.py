@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 
 from ..engine import adain, color
+from ..engine.padding import pad_to_multiple
 from ..engine.progress import Progress, ProgressCallback, StopCheck
 from ..hookspecs import hookimpl
 from ..methods import MethodSpec, StyleRequest
@@ -58,7 +59,7 @@ def run(
 
 @torch.no_grad()
 def _style_moments(encoder, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
-    padded, _, _ = adain.pad_to_multiple(style)
+    padded, _, _ = pad_to_multiple(style, adain.MULTIPLE)
     return adain.style_moments(encoder, padded)
 
 

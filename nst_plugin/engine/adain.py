@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .encoders import VGGEncoder
+from .padding import pad_to_multiple
 
 CONTENT_TAP = "relu4_1"
 STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -108,18 +109,6 @@ def decoder_width(decoder: nn.Sequential) -> str:
     return {256: "full", 128: "half"}[first.out_channels]
 
 
-def pad_to_multiple(image: torch.Tensor, multiple: int = MULTIPLE) -> tuple[torch.Tensor, int, int]:
-    """Reflect-pad H and W up to a multiple, so encoder and decoder sizes line up exactly."""
-    h, w = image.shape[-2:]
-    # At least two feature cells a side: the decoder's reflection padding needs a neighbour.
-    ph = max((-h) % multiple, 2 * multiple - h)
-    pw = max((-w) % multiple, 2 * multiple - w)
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        image = F.pad(image, (0, pw, 0, ph), mode=mode)
-    return image, h, w
-
-
 def style_moments(encoder: VGGEncoder, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """relu4_1 mean and std of a style image: all AdaIN needs of it, computed once per style."""
     feat = encoder(style, [CONTENT_TAP])[CONTENT_TAP]
@@ -155,7 +144,7 @@ def stylize(
     overlap; otherwise the styles are interpolated by `weights` (summing to one; None: equal).
     """
     alpha = (options or AdaINOptions()).alpha
-    padded, h, w = pad_to_multiple(content)
+    padded, h, w = pad_to_multiple(content, MULTIPLE)
     feat = encoder(padded, [CONTENT_TAP])[CONTENT_TAP]
     if masks is None:
         weights = weights if weights is not None else [1.0 / len(moments)] * len(moments)

@@ -7,7 +7,6 @@ must keep; the metadata holds the architecture, encoder, training settings and s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,18 +19,13 @@ from safetensors.torch import load_file, save_file
 from .adain import DECODER_VERSION, make_decoder
 from .atomic import atomic_path
 from .errors import WeightsError
+from .hashing import weights_hash
 
 FORMAT = "nst-plugin/adain-decoder"
 
 
 def content_hash(tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over names, shapes, dtypes and bytes of the decoder weights, in name order."""
-    digest = hashlib.sha256()
-    for name in sorted(k for k in tensors if k.startswith("decoder.")):
-        t = tensors[name].detach().cpu().contiguous()
-        digest.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
+    return weights_hash(tensors, ("decoder.",))
 
 
 def save_checkpoint(

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .losses import gram_matrix
+from .padding import pad_to_multiple
 
 ARCHITECTURE_VERSION = 1
 CONTENT_TAP = "relu2_2"
@@ -102,17 +103,6 @@ def make_net(config: NetConfig = NetConfig()) -> nn.Sequential:
         c //= 2
     layers += _conv(c, 3, k)
     return nn.Sequential(*layers)
-
-
-def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
-    """Reflect-pad H and W up to a multiple (at least two cells a side); returns the old size."""
-    h, w = image.shape[-2:]
-    ph = max((-h) % multiple, 2 * multiple - h)
-    pw = max((-w) % multiple, 2 * multiple - w)
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        image = F.pad(image, (0, pw, 0, ph), mode=mode)
-    return image, h, w
 
 
 @torch.no_grad()

@@ -9,7 +9,6 @@ holds no code, so a model file from anywhere cannot run anything when it is open
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from . import fast
 from .atomic import atomic_path
 from .errors import WeightsError
+from .hashing import weights_hash
 
 FORMAT = "nst-plugin/fast-style"
 HASHED = ("net.", "reference")
@@ -50,13 +50,7 @@ class StyleModelInfo:
 
 
 def content_hash(tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over names, shapes, dtypes and bytes of the weights and reference, in name order."""
-    digest = hashlib.sha256()
-    for name in sorted(k for k in tensors if k.startswith(HASHED)):
-        t = tensors[name].detach().cpu().contiguous()
-        digest.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
+    return weights_hash(tensors, HASHED)
 
 
 def save_style_model(

@@ -1,0 +1,19 @@
+"""Padding images for networks that halve their input: shared by the AdaIN decoder and the fast
+style networks, so every size comes back exactly and no border turns dark."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+    """Reflect-pad H and W up to a multiple (at least two cells a side: the networks' own
+    reflection padding needs a neighbour); returns the padded image and the old H and W."""
+    h, w = image.shape[-2:]
+    ph = max((-h) % multiple, 2 * multiple - h)
+    pw = max((-w) % multiple, 2 * multiple - w)
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        image = F.pad(image, (0, pw, 0, ph), mode=mode)
+    return image, h, w
