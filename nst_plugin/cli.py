@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__, plugins
 from .engine.errors import NSTError
@@ -22,182 +23,126 @@ class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
+def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
+    """`nst train adain|fast`; their options (with defaults read from the trainers' settings,
+    which import torch) only when `train` is the command being parsed."""
     train = sub.add_parser("train", help="train models").add_subparsers(dest="model", required=True)
-    p = train.add_parser(
-        "adain",
-        help="train or resume the AdaIN decoder",
-        formatter_class=_DefaultsHelp,
+    adain = train.add_parser(
+        "adain", help="train or resume the AdaIN decoder", formatter_class=_DefaultsHelp
     )
-    p.add_argument("--content-dir", required=True, help="folder of photographs")
-    p.add_argument("--style-dir", required=True, help="folder of artworks")
-    p.add_argument("--out", required=True, help="decoder file (.safetensors) to write")
-    p.add_argument("--steps", type=int, default=100_000, help="train until this many steps in all")
-    p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
-    p.add_argument("--overwrite", action="store_true", help="replace --out instead of refusing")
-    p.add_argument("--time-limit", type=float, default=None, help="stop cleanly after MINUTES")
-    p.add_argument("--batch-size", type=int, default=None, help="images a step (default 8)")
-    p.add_argument("--crop", type=int, default=None, help="crop size in px (default 128)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-4)")
-    p.add_argument("--lr-decay", type=float, default=None, help="lr / (1 + decay * step) (5e-5)")
-    p.add_argument("--style-weight", type=float, default=None, help="style loss weight (10)")
-    p.add_argument("--content-weight", type=float, default=None, help="content loss weight (1)")
-    p.add_argument(
-        "--recon-steps",
-        type=int,
-        default=None,
-        help="first steps learn to reconstruct images (pixel L1) before AdaIN (0)",
-    )
-    p.add_argument("--width", choices=("full", "half"), default=None, help="decoder width (half)")
-    p.add_argument(
-        "--content-margin",
-        type=int,
-        default=None,
-        help="relu4_1 cells (8 px each) at each crop edge left out of the content loss (1)",
-    )
-    p.add_argument(
-        "--structure-weight",
-        type=float,
-        default=None,
-        help="weight of the relu3_1 structure term (channel-normalised, against the photo) (0)",
-    )
-    p.add_argument("--seed", type=int, default=None, help="random seed (0)")
-    p.add_argument("--checkpoint-every", type=int, default=100, help="save every N steps")
-    p.add_argument("--checkpoint-minutes", type=float, default=5.0, help="and every M minutes")
-    p.add_argument(
-        "--sample-every", type=int, default=500, help="sample grid every N steps (0: none)"
-    )
-    p.add_argument("--cache-dir", default=None, help="feature cache (default ~/.cache/nst-plugin)")
-    p.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda", "mps"),
-        default="auto",
-        help="where to train (CUDA: bf16 autocast, pinned memory)",
-    )
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_run_train_adain)
-    _add_train_fast(train)
-
-
-def _add_train_fast(train: argparse._SubParsersAction) -> None:
-    p = train.add_parser(
+    fast = train.add_parser(
         "fast",
         help="train or resume one painting's fast style network",
         description="Train a fast per-style network (Johnson et al. 2016) on one painting; the "
         "file written is both the style model (`--model FILE`, or a preset once installed) and "
-        "the checkpoint `--resume` continues. Training the painting once at 128 px crops takes "
-        "about two hours on a 2-core CPU.",
+        "the checkpoint `--resume` continues. A painting takes one to two hours on a 2-core CPU.",
         formatter_class=_DefaultsHelp,
     )
-    p.add_argument("--style", required=True, help="the painting (image file)")
-    p.add_argument("--content-dir", required=True, help="folder of photographs")
-    p.add_argument("--out", required=True, help="style model file (.safetensors) to write")
-    p.add_argument("--steps", type=int, default=20_000, help="train until this many steps in all")
-    p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
-    p.add_argument("--overwrite", action="store_true", help="replace --out instead of refusing")
-    p.add_argument("--init", help="start from this style model's weights (a warm start)")
-    p.add_argument("--time-limit", type=float, default=None, help="stop cleanly after MINUTES")
-    p.add_argument("--style-size", type=int, default=512, help="painting's longer side in px")
-    p.add_argument("--batch-size", type=int, default=None, help="photos a step (default 4)")
-    p.add_argument("--crop", type=int, default=None, help="crop size in px (default 128)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3)")
-    p.add_argument("--lr-decay", type=float, default=None, help="lr / (1 + decay * step) (1e-4)")
-    p.add_argument("--style-weight", type=float, default=None, help="style loss weight (2e4)")
-    p.add_argument("--content-weight", type=float, default=None, help="content weight (1)")
-    p.add_argument("--tv-weight", type=float, default=None, help="total variation weight (0)")
-    p.add_argument("--recon-steps", type=int, default=None, help="identity warm-up steps (200)")
-    p.add_argument("--width", type=int, default=None, help="network width (default 12)")
-    p.add_argument("--seed", type=int, default=None, help="crops and initial weights (0)")
-    info = p.add_argument_group("what the model file records about its painting")
+    adain.set_defaults(func=_run_train, trainer="adain")
+    fast.set_defaults(func=_run_train, trainer="fast")
+    if not with_options:
+        return
+    from .engine.training import FastSettings, TrainSettings
+
+    adain.add_argument("--style-dir", required=True, help="folder of artworks")
+    fast.add_argument("--style", required=True, help="the painting (image file)")
+    fast.add_argument("--init", help="start from this style model's weights (a warm start)")
+    fast.add_argument("--style-size", type=int, default=512, help="painting's longer side in px")
+    _training_options(adain, TrainSettings(), "decoder", steps=100_000, every=100, sample=500)
+    _training_options(fast, FastSettings(), "style model", steps=20_000, every=200, sample=1000)
+    d = TrainSettings()
+    adain.add_argument("--width", choices=("full", "half"), help=f"decoder width ({d.width})")
+    adain.add_argument(
+        "--content-margin",
+        type=int,
+        help="relu4_1 cells (8 px each) at each crop edge left out of the content loss "
+        f"({d.content_margin})",
+    )
+    adain.add_argument(
+        "--structure-weight",
+        type=float,
+        help="weight of the relu3_1 structure term (channel-normalised, against the photo) "
+        f"({d.structure_weight:g})",
+    )
+    adain.add_argument("--cache-dir", help="feature cache (default ~/.cache/nst-plugin)")
+    f = FastSettings()
+    fast.add_argument("--width", type=int, help=f"network width ({f.width})")
+    fast.add_argument("--blocks", type=int, help=f"residual blocks ({f.blocks})")
+    fast.add_argument("--tv-weight", type=float, help=f"total variation weight ({f.tv_weight:g})")
+    info = fast.add_argument_group("what the model file records about its painting")
     for field in ("title", "artist", "painting", "year", "licence", "source"):
         info.add_argument(f"--{field}", default="", help=f"the model's {field}")
     info.add_argument("--name", default="", help="the model's name (default: --out's stem)")
-    p.add_argument("--checkpoint-every", type=int, default=200, help="save every N steps")
+
+
+def _training_options(
+    p: argparse.ArgumentParser, d: Any, what: str, *, steps: int, every: int, sample: int
+) -> None:
+    """What both trainers take; a setting's default (in brackets) is its dataclass's."""
+    p.add_argument("--content-dir", required=True, help="folder of photographs")
+    p.add_argument("--out", required=True, help=f"{what} file (.safetensors) to write")
+    p.add_argument("--steps", type=int, default=steps, help="train until this many steps in all")
+    p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    p.add_argument("--overwrite", action="store_true", help="replace --out instead of refusing")
+    p.add_argument("--time-limit", type=float, help="stop cleanly after MINUTES")
+    p.add_argument("--batch-size", type=int, help=f"images a step ({d.batch_size})")
+    p.add_argument("--crop", type=int, help=f"crop size in px ({d.crop})")
+    p.add_argument("--lr", type=float, help=f"learning rate ({d.lr:g})")
+    p.add_argument("--lr-decay", type=float, help=f"lr / (1 + decay * step) ({d.lr_decay:g})")
+    p.add_argument("--style-weight", type=float, help=f"style loss weight ({d.style_weight:g})")
+    p.add_argument("--content-weight", type=float, help=f"content weight ({d.content_weight:g})")
+    p.add_argument(
+        "--recon-steps",
+        type=int,
+        help=f"first steps learn to reconstruct the photo (pixel L1) ({d.recon_steps})",
+    )
+    p.add_argument("--seed", type=int, help=f"random seed ({d.seed})")
+    p.add_argument("--checkpoint-every", type=int, default=every, help="save every N steps")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0, help="and every M minutes")
-    p.add_argument("--sample-every", type=int, default=1000, help="sample grid every N steps")
-    p.add_argument("--device", default="cpu", help="where to train (bf16 where native)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_train_fast)
+    p.add_argument("--sample-every", type=int, default=sample, help="sample grid every N (0: none)")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda", "mps"),
+        default="auto",
+        help="where to train (bf16 autocast on CUDA and on CPUs with native bf16)",
+    )
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _run_train_fast(args: argparse.Namespace) -> int:
+def _run_train(args: argparse.Namespace) -> int:
+    """Both trainers: the settings given on the command line (None: the recorded or default)."""
+    import dataclasses
+
     import torch
 
+    from .engine.training import FastSettings, TrainSettings
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    common = {
+        "content_dir": args.content_dir, "out": args.out, "steps": args.steps,
+        "resume": args.resume, "overwrite": args.overwrite, "time_limit_min": args.time_limit,
+        "checkpoint_every": args.checkpoint_every, "checkpoint_minutes": args.checkpoint_minutes,
+        "sample_every": args.sample_every, "device": args.device, "quiet": args.quiet,
+    }  # fmt: skip
+    cls = TrainSettings if args.trainer == "adain" else FastSettings
+    settings = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(cls)}
+    if args.trainer == "adain":
+        from .train_adain import train_adain
+
+        train_adain(**common, style_dir=args.style_dir, cache_dir=args.cache_dir, settings=settings)
+        return 0
     from .train_fast import train_fast
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    keys = (
-        "batch_size",
-        "crop",
-        "lr",
-        "lr_decay",
-        "style_weight",
-        "content_weight",
-        "tv_weight",
-        "recon_steps",
-        "width",
-        "seed",
-    )
     info = ("name", "title", "artist", "painting", "year", "licence", "source")
     train_fast(
+        **common,
         style=args.style,
-        content_dir=args.content_dir,
-        out=args.out,
-        steps=args.steps,
-        info={k: getattr(args, k) for k in info},
-        resume=args.resume,
-        overwrite=args.overwrite,
         init=args.init,
         style_size=args.style_size,
-        time_limit_min=args.time_limit,
-        checkpoint_every=args.checkpoint_every,
-        checkpoint_minutes=args.checkpoint_minutes,
-        sample_every=args.sample_every,
-        settings={k: getattr(args, k) for k in keys},
-        device=args.device,
-        quiet=args.quiet,
-    )
-    return 0
-
-
-def _run_train_adain(args: argparse.Namespace) -> int:
-    import torch
-
-    from .train_adain import train_adain
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    keys = (
-        "batch_size",
-        "crop",
-        "lr",
-        "lr_decay",
-        "style_weight",
-        "content_weight",
-        "recon_steps",
-        "width",
-        "seed",
-        "content_margin",
-        "structure_weight",
-    )
-    train_adain(
-        content_dir=args.content_dir,
-        style_dir=args.style_dir,
-        out=args.out,
-        steps=args.steps,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        time_limit_min=args.time_limit,
-        checkpoint_every=args.checkpoint_every,
-        checkpoint_minutes=args.checkpoint_minutes,
-        sample_every=args.sample_every,
-        cache_dir=args.cache_dir,
-        settings={k: getattr(args, k) for k in keys},
-        device=args.device,
-        quiet=args.quiet,
+        info={k: getattr(args, k) for k in info},
+        settings=settings,
     )
     return 0
 
@@ -481,7 +426,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     command = next((a for a in words if not a.startswith("-")), None)
     _add_stylize(sub, with_schema=command == "stylize")
     _add_example(sub)
-    _add_train(sub)
+    _add_train(sub, with_options=command == "train")
     _add_models(sub)
     _add_plugin(sub)
     plugins.command_hooks().register_commands(subparsers=sub)
