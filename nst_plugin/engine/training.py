@@ -185,6 +185,18 @@ class Trainer:
         self.optimizer.step()
         return True
 
+    def _account(
+        self, times: tuple[float, ...], loss: torch.Tensor, losses: dict[str, float]
+    ) -> dict[str, float]:
+        """Count the step just taken: where its time went (one entry per `timings` key, from
+        consecutive clock readings), the state's counters, the total loss."""
+        for key, start, end in zip(self.timings, times, times[1:]):
+            self.timings[key] += end - start
+        self.state.step += 1
+        self.state.images_seen += self.settings.batch_size
+        self.state.seconds += times[-1] - times[0]
+        return {**losses, "loss": loss.item()}
+
     def run(
         self,
         steps: int,
@@ -316,14 +328,7 @@ class AdaINTrainer(Trainer):
                 loss = loss + s.structure_weight * structure
                 losses["structure"] = structure.item()
         self._update(loss)
-        t4 = self._clock()
-        for key, dt in zip(self.timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-            self.timings[key] += dt
-        self.state.step += 1
-        self.state.images_seen += s.batch_size
-        self.state.seconds += t4 - t0
-        losses["loss"] = loss.item()
-        return losses
+        return self._account((t0, t1, t2, t3, self._clock()), loss, losses)
 
     @torch.no_grad()
     def preview(self, feats: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -450,14 +455,7 @@ class FastTrainer(Trainer):
             )
             losses = {k: v.item() for k, v in parts.items()}
         self._update(loss)
-        t4 = self._clock()
-        for key, dt in zip(self.timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-            self.timings[key] += dt
-        self.state.step += 1
-        self.state.images_seen += s.batch_size
-        self.state.seconds += t4 - t0
-        losses["loss"] = loss.item()
-        return losses
+        return self._account((t0, t1, t2, t3, self._clock()), loss, losses)
 
     @torch.no_grad()
     def preview(self, photos: torch.Tensor) -> torch.Tensor:
