@@ -22,7 +22,7 @@ from .engine.errors import InputError
 from .engine.training import AdaINTrainer, TrainSettings, TrainState
 from .images import Picture, load_image, resize_to, save_image
 from .training_data import build_train_data
-from .training_loop import run_training
+from .training_loop import checked_output, run_training
 
 SAMPLE_COUNT = 4
 SAMPLE_CELLS = 32  # 256 px sample crops
@@ -47,12 +47,8 @@ def train_adain(
 ) -> TrainState:
     """Run training to `steps` total steps; returns the final state (also saved in `out`)."""
     started = time.monotonic()
-    out_path = Path(out)
+    out_path = checked_output(out, resume=resume, overwrite=overwrite)
     overrides = {k: v for k, v in (settings or {}).items() if v is not None}
-    if out_path.exists() and not (resume or overwrite):
-        raise InputError(
-            f"{out_path} exists: pass --resume to continue it or --overwrite to replace it"
-        )
     decoder = state = adam = scales = None
     if resume and out_path.exists():
         decoder, meta = load_decoder(out_path)

@@ -27,7 +27,7 @@ from .engine.style_models import (
 )
 from .engine.training import FastSettings, FastTrainer, TrainState
 from .images import Picture, list_images, load_image, resize_longer, save_image, to_pil
-from .training_loop import run_training
+from .training_loop import checked_output, run_training
 
 SAMPLE_COUNT = 4
 SAMPLE_SIDE = 256
@@ -79,12 +79,8 @@ def train_fast(
 ) -> TrainState:
     """Run training to `steps` total steps; returns the final state (also saved in `out`)."""
     started = time.monotonic()
-    out_path = Path(out)
+    out_path = checked_output(out, resume=resume, overwrite=overwrite)
     overrides = {k: v for k, v in (settings or {}).items() if v is not None}
-    if out_path.exists() and not (resume or overwrite):
-        raise InputError(
-            f"{out_path} exists: pass --resume to continue it or --overwrite to replace it"
-        )
     if resume and init:
         raise InputError("--init starts a new model; it cannot be combined with --resume")
     painting = resize_longer(load_image(style), style_size)

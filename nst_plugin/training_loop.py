@@ -16,8 +16,18 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .engine.errors import Cancelled
+from .engine.errors import Cancelled, InputError
 from .engine.training import Trainer
+
+
+def checked_output(out: str | Path, *, resume: bool, overwrite: bool) -> Path:
+    """The file to write; an existing one only with --resume (continue it) or --overwrite."""
+    path = Path(out)
+    if path.exists() and not (resume or overwrite):
+        raise InputError(
+            f"{path} exists: pass --resume to continue it or --overwrite to replace it"
+        )
+    return path
 
 
 def run_training(
