@@ -126,5 +126,5 @@ def _summary(
         "crop": trainer.settings.crop,
         "lr": trainer.lr(),
         **(log_extra() if log_extra else {}),
-        **{k: round(v, 5) for k, v in mean.items()},
+        **{k: float(f"{v:.5g}") for k, v in mean.items()},  # 5 significant digits
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -212,3 +213,10 @@ def test_sigterm_saves_a_checkpoint_that_resumes(photos, painting, tmp_path):
         settings={"width": 4, "blocks": 5, "batch_size": 1},
     )
     assert load_style_model(out)[2].state["step"] == stopped + 2
+
+
+def test_a_model_file_gets_a_normal_files_mode(tmp_path):
+    path = _tiny_model(tmp_path / "m.safetensors")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
