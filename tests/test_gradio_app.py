@@ -149,7 +149,7 @@ def test_fast_picks_a_model_from_its_painting_and_needs_no_style(
     try:
         client = Client(url, verbose=False)
         result, status, _, gallery = client.predict(
-            **call(images, styles=(), method="fast", model="waves"), api_name="/stylize"
+            **call(images, styles=(), method="fast", model="starry_night"), api_name="/stylize"
         )
         with Image.open(result) as img:
             assert max(img.size) == 48

@@ -233,7 +233,7 @@ def test_fast_picks_a_model_with_painting_thumbnails_and_needs_no_style(
     index = box.findText("waves")
     assert not box.itemIcon(index).isNull() and "A. Painter" in box.itemData(index, 3)
     assert widget.style.native.isHidden() and widget.style_file.native.isHidden()
-    picker.value = "waves"
+    picker.value = "starry_night"  # the shipped preset
     widget.content.value = viewer.add_image(rgb8(24, 33), name="photo", rgb=True)
     assert widget.run() is not None
     wait(widget, qapp)

@@ -251,7 +251,9 @@ def test_third_party_task_from_an_entry_point_in_a_pipeline(ws, third_party_task
     assert main(["pipeline", "validate", str(ws / "bad.yaml")]) == 2
 
 
-@pytest.mark.parametrize("name", ["adain_folder.yaml", "optimization_two_scales.yaml"])
+@pytest.mark.parametrize(
+    "name", ["adain_folder.yaml", "optimization_two_scales.yaml", "fast_folder.yaml"]
+)
 def test_examples_validate_against_generated_images(tmp_path, name):
     """The shipped examples, with images named as `write_examples` names them."""
     images = tmp_path / "images"
@@ -279,6 +281,19 @@ def test_adain_example_runs(tmp_path, random_decoder_file):
         "compare/astronaut_before_after.png",
         "compare/coffee_before_after.png",
     ]
+
+
+def test_fast_example_runs_with_the_shipped_preset(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for stem in ("astronaut", "coffee"):
+        save_image(Picture(make_image(24, 32, "photo")), images / f"{stem}.png")
+    shutil.copy(ROOT / "examples" / "fast_folder.yaml", tmp_path)
+    summary = run_pipeline(load_pipeline(tmp_path / "fast_folder.yaml", overrides=["size=32"]))
+    assert summary.exit_code == 0 and summary.count("done") == 2
+    assert load_image(tmp_path / "out" / "coffee_fast.jpg").size == (32, 24)
+    sheet = load_image(tmp_path / "out" / "compare" / "coffee_fast_sheet.png")
+    assert sheet.size[0] > 3 * 32  # photo, the preset's painting, the result
 
 
 def test_ctrl_c_stops_the_batch_and_keeps_finished_items(ws, monkeypatch):

@@ -48,3 +48,14 @@ def test_each_preset_repaints_a_photo_and_keeps_its_layout():
         corr = torch.corrcoef(torch.stack([out.mean(0).flatten(), grey]))[0, 1]
         assert corr > 0.3, name  # a random network gives about 0: the layout survives
         assert result["reference"].size[0] > 100
+
+
+def test_cli_stylizes_with_a_preset_and_no_style_file(tmp_path):
+    from nst_plugin.images import save_image
+
+    photo = save_image(resize_longer(example_photo("coffee"), 64), tmp_path / "coffee.png")
+    out = tmp_path / "out.png"
+    name = _shipped()[0]
+    args = ["stylize", str(photo), "--method", "fast", "--model", name, "-o", str(out)]
+    assert main([*args, "--size", "0", "--quiet"]) == 0
+    assert nst.load_image(out).size == nst.load_image(photo).size
