@@ -64,3 +64,16 @@ def test_nst_help_imports_no_torch():
     assert done.returncode == 0, done.stderr
     assert "pipeline" in done.stdout and "demo" in done.stdout  # the hosts' commands are there
     assert done.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_no_import_cycle_in_the_package():
+    import grimp
+
+    graph = grimp.build_graph("nst_plugin", cache_dir=None)
+    cycles = [
+        (a, b)
+        for a in graph.modules
+        for b in graph.find_modules_directly_imported_by(a)
+        if graph.chain_exists(importer=b, imported=a)
+    ]
+    assert cycles == []
