@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -116,3 +119,22 @@ def test_resize_longer_keeps_aspect_and_alpha():
     small = resize_longer(pic, 20)
     assert small.size == (20, 10) and small.alpha.shape == (10, 20)
     assert resize_longer(pic, None) is pic
+
+
+def test_a_killed_writers_leftover_is_cleared_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    from nst_plugin.engine.atomic import atomic_path
+
+    target = tmp_path / "out.png"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    leftover = tmp_path / f".out.png.{dead}.abc123.part"
+    leftover.write_bytes(b"half a file")
+    mine = tmp_path / f".out.png.{os.getpid()}.xyz789.part"  # a live writer's: kept
+    mine.write_bytes(b"in progress")
+    with atomic_path(target) as tmp:
+        Path(tmp).write_bytes(b"whole")
+    assert target.read_bytes() == b"whole"
+    assert not leftover.exists() and mine.exists()
