@@ -73,7 +73,7 @@ FIRST_STEP = 8 / 255
 # Passes when `iterations` / `coarse_iterations` are 0 (automatic), by device: (coarse, full).
 # On a CPU most passes go to the coarse scales, where a pass costs a quarter of the next; the
 # full-size pass then only sharpens (benchmarks/bench_optimization.py --curves measures this).
-AUTO_PASSES = {"cpu": (100, 50), "other": (300, 300)}
+AUTO_PASSES = {"cpu": (300, 50), "other": (300, 300)}
 # The stopping rule looks back this many evaluations for the relative loss change.
 TOLERANCE_WINDOW = 10
 
