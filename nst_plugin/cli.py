@@ -418,7 +418,8 @@ def _run_plugin_manifest(args: argparse.Namespace) -> int:
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nst",
-        description="Neural style transfer: optimization (Gatys) and arbitrary (AdaIN) methods.",
+        description="Neural style transfer: optimization (Gatys), arbitrary (AdaIN) and fast "
+        "per-style (Johnson) methods.",
     )
     parser.add_argument("--version", action="version", version=f"nst-plugin {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

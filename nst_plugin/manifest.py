@@ -16,7 +16,7 @@ def build_manifest() -> dict[str, Any]:
     return {
         "name": "nst-plugin",
         "version": __version__,
-        "description": "Neural style transfer (Gatys optimization and AdaIN) as a workflow node.",
+        "description": "Neural style transfer (Gatys, AdaIN, fast presets) as a workflow node.",
         "license": "MIT",
         "entry_point": {"group": plugins.ENTRY_POINT_GROUP, "api": "nst_plugin.api:create_task"},
         "tasks": [cls.manifest() for cls in plugins.tasks().values()],

@@ -144,3 +144,21 @@ def test_an_oversize_upload_shows_a_message_not_a_trace(page, tmp_path: Path) ->
     assert "Traceback" not in page.content()
     page.wait_for_timeout(800)  # the toast slides in; let the screenshot show it
     page.screenshot(path=str(tmp_path / "demo-oversize.png"), full_page=True)
+
+
+def test_fast_picks_a_preset_by_its_painting_and_needs_no_style(page, tmp_path: Path) -> None:  # noqa: ANN001
+    files = _uploads(tmp_path)
+    page.locator("#content input[type=file]").set_input_files(str(files["photo"]))
+    page.wait_for_selector("#content img")
+    page.locator("#method").get_by_label("fast").check()
+    page.wait_for_selector("#style-1", state="hidden")  # a preset carries its painting
+    page.wait_for_selector("#models img")
+    page.locator("#models img").first.click()  # choose the model by its painting
+    if os.environ.get("NST_SCREENSHOTS"):  # refresh the README's picture on request
+        page.screenshot(path=os.environ["NST_SCREENSHOTS"], full_page=False)
+    page.click("#run")
+    page.wait_for_selector("#status >> text=Done.")
+    assert "fast" in page.locator("#gallery").inner_text()
+    shot = tmp_path / "demo-fast.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000

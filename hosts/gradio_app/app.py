@@ -383,11 +383,14 @@ def build_app(
                 models = _model_thumbnails() if "model" in schema else []
                 picker = gr.Gallery(
                     value=[(pic, caption) for _, pic, caption in models],
-                    label="Style models",
+                    label="Style models (click a painting to choose its model)",
                     columns=6,
-                    height="auto",
+                    height=180,
                     allow_preview=False,
-                    object_fit="cover",
+                    preview=False,
+                    interactive=False,
+                    fit_columns=False,
+                    object_fit="contain",
                     visible=bool(models) and not needs_styles.get(values["method"], True),
                     elem_id="models",
                 )
@@ -422,7 +425,11 @@ def build_app(
                     elem_id="result",
                 )
                 status = gr.HTML(
-                    _progress_html(None, "Add a content photo and a style, then press Stylize."),
+                    _progress_html(
+                        None,
+                        "Add a content photo and a style (fast: pick a style model), then press "
+                        "Stylize.",
+                    ),
                     elem_id="status",
                 )
                 download = gr.File(label="Download PNG", interactive=False, elem_id="download")

@@ -71,7 +71,8 @@ class StyleTransferTask(Task):
     title = "Neural style transfer"
     description = (
         "Repaint a content image in the style of one or more style images, by optimization "
-        "(Gatys et al.) or fast arbitrary style transfer (AdaIN)."
+        "(Gatys et al.) or arbitrary style transfer (AdaIN), or in a trained preset's style "
+        "(fast, Johnson et al.)."
     )
     inputs = (
         Port("content", "image", "the photo to repaint"),
