@@ -146,38 +146,46 @@ def run_pastiche(
 ) -> float | None:
     """Seconds per step of pastiche's CLI, from its own per-step elapsed-time log."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pastiche",
-            "--content",
-            str(content),
-            "--styles",
-            str(style),
-            "--output",
-            os.path.join(tmp, "out.png"),
-            "--size",
-            str(size),
-            "--style-size",
-            str(size),
-            "--optimizer",
-            options.optimizer,
-            "--num-steps",
-            str(options.iterations),
-            "--pooling",
-            options.pooling,
-            "--device",
-            device,
-            "--seed",
-            str(options.seed),
-            "--info-step",
-            "1",
-            "--content-layers",
-            *map(_pastiche_layer, options.content_layers),
-            "--style-layers",
-            *map(_pastiche_layer, options.style_layers),
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
+        elapsed = pastiche_steps(
+            [
+                "--content",
+                str(content),
+                "--styles",
+                str(style),
+                "--output",
+                os.path.join(tmp, "out.png"),
+                "--size",
+                str(size),
+                "--style-size",
+                str(size),
+                "--optimizer",
+                options.optimizer,
+                "--num-steps",
+                str(options.iterations),
+                "--pooling",
+                options.pooling,
+                "--device",
+                device,
+                "--seed",
+                str(options.seed),
+                "--content-layers",
+                *map(_pastiche_layer, options.content_layers),
+                "--style-layers",
+                *map(_pastiche_layer, options.style_layers),
+            ],
+            cwd=tmp,
+        )
+    if elapsed is None:
+        return None
+    # Step 0 only evaluates the start; steps 1..N each take one optimizer step.
+    steps = [elapsed[k] for k in sorted(elapsed) if k >= 1]
+    return _per_step(steps)
+
+
+def pastiche_steps(args: list[str], cwd: str) -> dict[int, float] | None:
+    """Run pastiche's CLI (logging every step); its elapsed seconds by step, None if it failed."""
+    cmd = [sys.executable, "-m", "pastiche", *args, "--info-step", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
     if proc.returncode != 0:
         print(f"pastiche failed ({proc.returncode}):\n{proc.stderr[-2000:]}", file=sys.stderr)
         return None
@@ -186,9 +194,7 @@ def run_pastiche(
         m = re.fullmatch(r"(\d+)\s+([\d.]+)\s+\S+", line.strip())
         if m:
             elapsed[int(m.group(1))] = float(m.group(2))
-    # Step 0 only evaluates the start; steps 1..N each take one optimizer step.
-    steps = [elapsed[k] for k in sorted(elapsed) if k >= 1]
-    return _per_step(steps)
+    return elapsed
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

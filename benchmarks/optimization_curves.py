@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from bench_optimization import pastiche_steps
 from bench_quality import distances, ssim_grey
 
 import nst_plugin as nst
@@ -72,19 +71,13 @@ def ours(content: Picture, style: Picture, coarse: int, full: int, every: int) -
 def pastiche(content_path: Path, style_path: Path, size: int, steps: int) -> Curve | None:
     """pastiche's CLI with its defaults but our size; images every 25 steps from its workspace."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pastiche", "--content", str(content_path), "--styles",
-               str(style_path), "--output", str(Path(tmp) / "out.png"), "--size", str(size),
-               "--style-size", str(size), "--num-steps", str(steps), "--seed", "0",
-               "--info-step", "1", "--workspace", tmp, "--workspace-step", "25"]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
-        if proc.returncode != 0:
-            print(f"pastiche failed:\n{proc.stderr[-1500:]}", file=sys.stderr)
+        args = ["--content", str(content_path), "--styles", str(style_path), "--output",
+                str(Path(tmp) / "out.png"), "--size", str(size), "--style-size", str(size),
+                "--num-steps", str(steps), "--seed", "0", "--workspace", tmp,
+                "--workspace-step", "25"]  # fmt: skip
+        elapsed = pastiche_steps(args, cwd=tmp)
+        if elapsed is None:
             return None
-        elapsed = {}
-        for line in proc.stdout.splitlines():
-            m = re.fullmatch(r"(\d+)\s+([\d.]+)\s+\S+", line.strip())
-            if m:
-                elapsed[int(m.group(1))] = float(m.group(2))
         content = resize_longer(nst.load_image(content_path), size)
         style = resize_longer(nst.load_image(style_path), size)
         curve = Curve("pastiche")
