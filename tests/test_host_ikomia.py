@@ -58,7 +58,7 @@ def test_a_named_model_like_ikomias_model_name(
 ) -> None:
     """`model_name=` as with Ikomia's own task: no style input, output 1 the painting."""
     wf = Workflow()
-    task = wf.add_task(nst_style_transfer(model_name="starry_night", size=0), auto_connect=True)
+    task = wf.add_task(nst_style_transfer(model_name="the_wave", size=0), auto_connect=True)
     wf.run_on(array=photo)
     assert output(task).shape == photo.shape
     reference = task.get_output(1)  # the shipped preset's painting, as Ikomia's task gives
