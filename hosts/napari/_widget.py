@@ -315,9 +315,10 @@ def _add_thumbnails(combo: ComboBox) -> None:
 
     box = combo.native
     box.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
+    models = api.list_style_models()  # once: each call reads every model's header
     for i in range(box.count()):
         name = box.itemText(i)
-        if not name or name not in api.list_style_models():
+        if not name or name not in models:
             continue
         picture = api.style_model_reference(name)
         if picture is None:
@@ -327,4 +328,4 @@ def _add_thumbnails(combo: ComboBox) -> None:
         h, w = rgb.shape[:2]
         image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
         box.setItemIcon(i, QIcon(QPixmap.fromImage(image)))
-        box.setItemData(i, api.list_style_models()[name]["summary"], 3)  # 3: Qt.ToolTipRole
+        box.setItemData(i, models[name]["summary"], 3)  # 3: Qt.ToolTipRole
