@@ -69,6 +69,14 @@ def add_pipeline_parser(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--fail-fast", action="store_true", help="stop at the first failed item")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--cluster",
+        type=_cluster,
+        default=None,
+        metavar="local:N|tcp://HOST:PORT",
+        help="run the items on Dask: N worker processes here, or a running scheduler "
+        '(needs pip install -e ".[distributed]")',
+    )
     run.set_defaults(func=_run)
     check.set_defaults(func=_validate)
 
@@ -100,9 +108,21 @@ def _run(args: argparse.Namespace) -> int:
         force=args.force,
         fail_fast=args.fail_fast,
         reporter=reporter,
+        cluster=args.cluster,
     )
     print(summary.text(), file=sys.stderr if summary.exit_code else sys.stdout)
     return summary.exit_code
+
+
+def _cluster(spec: str) -> str:
+    from nst_plugin import InputError
+
+    from .runner import check_cluster
+
+    try:
+        return check_cluster(spec)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--cluster {spec!r}: ")) from None
 
 
 @hookimpl

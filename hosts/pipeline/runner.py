@@ -17,8 +17,11 @@ The runner knows tasks only through the public API; a task that writes files say
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +35,8 @@ from .plan import item_params, planned_outputs
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 MAX_PLAN_ITEMS = 50  # a dry run over a huge folder shows this many items, then a count
+_LOCAL_CLUSTER = re.compile(r"local:(\d+)")
+_SCHEDULER = re.compile(r"(tcp|tls)://\S+")
 
 
 @dataclass
@@ -44,6 +49,7 @@ class ItemResult:
     kept: list[Path] = field(default_factory=list)
     error: str = ""
     seconds: float = 0.0
+    worker: str = ""  # the Dask worker that ran it; empty in a local run
 
 
 @dataclass
@@ -115,6 +121,7 @@ class TqdmReporter(Reporter):
         self.stream = stream or sys.stderr
         self.overall: Any = None
         self.bar: Any = None
+        self.by_worker: Counter[str] = Counter()
 
     def start(self, pipeline: Pipeline) -> None:
         from tqdm import tqdm
@@ -159,6 +166,10 @@ class TqdmReporter(Reporter):
             self.bar = None
         if result.status == "failed":
             self.overall.write(f"failed: {_name(result.item)}: {result.error}", file=self.stream)
+        self.by_worker["failed"] += result.status == "failed"
+        if result.worker:
+            self.by_worker[f"worker {result.worker}"] += 1
+        self.overall.set_postfix(self.by_worker, refresh=False)
         self.overall.update(1)
 
     def close(self) -> None:
@@ -384,6 +395,22 @@ class Runner:
         return picture
 
 
+def check_cluster(spec: str) -> str:
+    """`local:N` or a Dask scheduler's address; anything else is a one-line error."""
+    if local_workers(spec) or _SCHEDULER.fullmatch(spec):
+        return spec
+    raise InputError(
+        f"--cluster {spec!r}: expected local:N (N >= 1 worker processes on this machine) "
+        "or a Dask scheduler's address such as tcp://HOST:8786"
+    )
+
+
+def local_workers(spec: str) -> int:
+    """N for `local:N`, else 0."""
+    m = _LOCAL_CLUSTER.fullmatch(spec)
+    return int(m.group(1)) if m else 0
+
+
 def run_pipeline(
     pipeline: Pipeline,
     *,
@@ -392,8 +419,30 @@ def run_pipeline(
     fail_fast: bool = False,
     reporter: Reporter | None = None,
     should_stop: Callable[[], bool] | None = None,
+    cluster: str | None = None,
 ) -> RunSummary:
-    """Run every item; see the module docstring for what is skipped, kept and reported."""
+    """Run every item; see the module docstring for what is skipped, kept and reported.
+
+    `cluster` (`local:N` or `tcp://HOST:PORT`) runs the items on Dask workers instead of here,
+    with the same rules and the same summary (see `cluster.py`)."""
+    if cluster is not None:
+        check_cluster(cluster)
+        if importlib.util.find_spec("distributed") is None:
+            raise InputError(
+                "--cluster needs Dask distributed, an optional extra: "
+                'pip install -e ".[distributed]" in the clone'
+            )
+        from .cluster import run_on_cluster
+
+        return run_on_cluster(
+            pipeline,
+            cluster,
+            overwrite=overwrite,
+            force=force,
+            fail_fast=fail_fast,
+            reporter=reporter,
+            should_stop=should_stop,
+        )
     runner = Runner(
         pipeline,
         overwrite=overwrite,
