@@ -45,6 +45,7 @@ _EXPORTS = {
     "NSTError": "nst_plugin.engine.errors",
     "InputError": "nst_plugin.engine.errors",
     "WeightsError": "nst_plugin.engine.errors",
+    "WriteError": "nst_plugin.engine.errors",
     "Cancelled": "nst_plugin.engine.errors",
     "Param": "nst_plugin.params",
     "Port": "nst_plugin.task",

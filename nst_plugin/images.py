@@ -190,7 +190,6 @@ def save_image(
         raise InputError(f"{path} exists; choose another name or allow overwriting")
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise InputError(f"unknown image format {path.suffix!r}; use one of {IMAGE_SUFFIXES}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     img = to_pil(picture)
     fmt = PILImage.registered_extensions()[path.suffix.lower()]
     if fmt == "JPEG" and img.mode == "RGBA":

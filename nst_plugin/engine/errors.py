@@ -13,6 +13,11 @@ class InputError(NSTError):
     """An input image, mask or parameter is unusable."""
 
 
+class WriteError(NSTError):
+    """An output could not be written (full disk, read-only or forbidden folder); whatever was at
+    that path before is still there."""
+
+
 class Cancelled(NSTError):
     """The caller asked a running job to stop; `partial` is the last image, if there was one
     (an engine tensor inside the engine; the task hands hosts an `images.Picture`)."""
