@@ -40,6 +40,8 @@ class StyleRequest:
 RunFunction = Callable[
     [StyleRequest, "ProgressCallback | None", "StopCheck | None"], "torch.Tensor"
 ]
+# (the method's validated params, pixels of the largest image it works on) -> peak bytes
+MemoryEstimate = Callable[[dict[str, Any], int], float]
 
 
 @dataclass(frozen=True)
@@ -51,3 +53,5 @@ class MethodSpec:
     run: RunFunction
     # False for methods that carry their style (a trained per-style network)
     needs_styles: bool = True
+    # working memory of one run, checked before it starts; None: not known, not checked
+    memory: MemoryEstimate | None = None

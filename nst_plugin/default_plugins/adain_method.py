@@ -69,6 +69,8 @@ SPEC = MethodSpec(
     description="fast feed-forward transfer of any style (Huang & Belongie 2017)",
     params=PARAMS,
     run=run,
+    # fp32 peak over a 128 px run, benchmarks/bench_memory.py: 498 B/px at 1024, 520 at 2048
+    memory=lambda params, pixels: 530 * pixels,
 )
 
 

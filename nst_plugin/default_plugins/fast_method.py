@@ -122,6 +122,8 @@ SPEC = MethodSpec(
     params=PARAMS,
     run=run,
     needs_styles=False,
+    # fp32 peak over a 128 px run, benchmarks/bench_memory.py: 276 B/px at 2048, 264 at 4096
+    memory=lambda params, pixels: 280 * pixels,
 )
 
 

@@ -8,6 +8,7 @@ live on `OptimizationOptions`'s field); the task has validated every value, and 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -93,12 +94,20 @@ def _scales(content: torch.Tensor, count: int) -> tuple[int, ...] | None:
     return tuple(sorted({min(longer, max(32, longer >> i)) for i in range(count)}))
 
 
+def _memory(params: dict[str, Any], pixels: int) -> float:
+    """VGG-19 forward and backward at the full scale, ~2,950 B/px in fp32 (bench_memory.py, 3
+    L-BFGS steps), and L-BFGS's history: two image-sized fp32 vectors per remembered step."""
+    history = optimization.LBFGS_HISTORY if params.get("optimizer", "lbfgs") == "lbfgs" else 1
+    return (2950 + 2 * 12 * history) * pixels
+
+
 SPEC = MethodSpec(
     name="optimization",
     title="Optimization (Gatys)",
     description="iteratively repaints the image to match VGG-19 statistics; slow, highest quality",
     params=PARAMS,
     run=run,
+    memory=_memory,
 )
 
 

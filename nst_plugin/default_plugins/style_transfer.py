@@ -12,6 +12,7 @@ where the run is planned.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,9 +23,12 @@ from ..devices import resolve_device
 from ..engine.errors import Cancelled, InputError
 from ..engine.progress import Progress, ProgressCallback, StopCheck
 from ..images import Picture, resize_longer, resize_to
+from ..memory import available_bytes
 from ..methods import MethodSpec, StyleRequest
 from ..params import Param
 from ..task import Port, Task
+
+MEMORY_MARGIN = 0.9  # of the free memory a run may plan on: the estimate is a fit, not a bound
 
 COMMON_PARAMS = (
     Param(
@@ -136,6 +140,7 @@ class StyleTransferTask(Task):
         regions = _regions(spec, styles, extras)
         weights = _style_weights(p["style_weights"], regions) if spec.needs_styles else []
         masks = _masks(inputs.get("mask"), regions, inputs["content"], content_pic)
+        _check_memory(spec, p, content_pic, styles, device)
         init = inputs.get("init")
         _check_init(spec, p, init)
         if init is not None:
@@ -171,6 +176,41 @@ class StyleTransferTask(Task):
                 raise Cancelled(str(exc), partial=partial) from None
         picture = _picture(out, size, content_pic.alpha)
         return {"image": picture, "history": history, **request.outputs}
+
+
+def _check_memory(
+    spec: MethodSpec,
+    params: dict[str, Any],
+    content: Picture,
+    styles: list[torch.Tensor],
+    device: torch.device,
+) -> None:
+    """Refuse, before any work, a size whose estimated working memory is more than is free.
+
+    The largest image runs through the network last or first, so the peak follows it; the
+    estimates are fp32 figures, on the safe side where bf16 halves the activations."""
+    if spec.memory is None:
+        return
+    h, w = content.rgb.shape[-2:]
+    largest = max([(h * w, "the content", (h, w))] + [
+        (s.shape[-2] * s.shape[-1], "a style image", tuple(s.shape[-2:])) for s in styles
+    ])  # fmt: skip
+    pixels, what, (lh, lw) = largest
+    need = spec.memory(params, pixels)
+    free = available_bytes(device)
+    if free is None or need <= MEMORY_MARGIN * free:
+        return
+    longer = int(max(lh, lw) * math.sqrt(MEMORY_MARGIN * free / need)) // 64 * 64
+    if longer < 64:
+        fix = "free some memory first"
+    elif what == "the content":
+        fix = f"use size {longer} or less"
+    else:
+        fix = f"downscale the style image to {longer} px or less"
+    raise InputError(
+        f"{lw}x{lh} ({what}) by {spec.name} needs about {need / 2**30:.1f} GiB of memory and "
+        f"{free / 2**30:.1f} GiB is free on {device.type}; {fix}"
+    )
 
 
 def _picture(
