@@ -17,6 +17,8 @@ the server's peak RSS (VmHWM) and RSS in the last minute against the first.
 from __future__ import annotations
 
 import argparse
+import faulthandler
+import signal
 import socket
 import statistics
 import subprocess
@@ -117,14 +119,22 @@ def session(i: int, url: str, files: dict[str, Path], deadline: float, stats: St
                 while not job.done() and not any(o and o[0] for o in job.outputs()):
                     time.sleep(0.2)
                 client.predict(api_name="/stop")
+                waited = time.monotonic()
+                while not job.done():  # a Stop that found nothing to stop would show here
+                    if time.monotonic() - waited > 20:
+                        stats.fail(f"session {i}: Stop did not end its job within 20 s")
+                        client.predict(api_name="/stop")
+                        waited = time.monotonic()
+                    time.sleep(0.2)
             result, status, _, _ = job.result(timeout=600)
-            with Image.open(result) as img:
-                got = img.size
-            if kind == "cancel":
-                # stopped while queued or running: its last preview, else a clear message
-                ok = "Stopped." in status or "Done." in status
+            got = None
+            if result is not None:
+                with Image.open(result) as img:
+                    got = img.size
+            if kind == "cancel":  # its last preview, or "stopped" before the first step
+                ok = "stopped" in status.lower()
             else:
-                ok = "Done." in status
+                ok = "Done." in status and got is not None
             if not ok:
                 stats.fail(f"session {i}: {kind}: status {status[:120]!r}")
             elif got != expect and kind != "cancel":
@@ -160,6 +170,7 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=12, choices=range(1, 17), metavar="8..16")
     ap.add_argument("--minutes", type=float, default=3.0)
     args = ap.parse_args()
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` shows where a session waits
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         files = {f"photo{i}": photo(root / f"p{i}.png", 300 + 12 * i, 220, i) for i in range(16)}

@@ -154,3 +154,22 @@ def test_an_input_is_never_the_output_even_with_overwrite(files, tmp_path, capsy
         )
         assert code == 2 and "is one of the inputs" in capsys.readouterr().err
     assert content.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["demo", "--port", "99999"], "argument --port: port must be 1..65535, got 99999"),
+        (["demo", "--port", "http"], "argument --port: not a port number: 'http'"),
+        (["pipeline", "run", "p.yaml", "--cluster", "local:0"], "argument --cluster: expected"),
+        (["stylize", "a.png", "-o", "b.png", "--size", "big"], "'size' must be of type int"),
+    ],
+)
+def test_argument_errors_are_one_line_with_status_2(capsys, args, message):
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse's usage error: usage lines, then the one-line error
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and message in err[-1] and err[-1].startswith("nst")
+    assert not any("Traceback" in line for line in err)
