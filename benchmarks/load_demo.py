@@ -38,6 +38,7 @@ from nst_plugin.examples import example_painting
 from nst_plugin.images import save_image
 
 ROOT = Path(__file__).resolve().parents[1]
+ANSWER_S = 400  # longer than the demo's 300 s job limit: no answer by then is a failure
 
 
 def free_port() -> int:
@@ -98,11 +99,11 @@ def session(i: int, url: str, files: dict[str, Path], deadline: float, stats: St
         try:
             if kind == "oversize":
                 try:
-                    client.predict(
+                    client.submit(
                         **(common | {"content": handle_file(str(files["huge"]))}),
                         method="adain",
                         api_name="/stylize",
-                    )
+                    ).result(timeout=ANSWER_S)
                     stats.fail(f"session {i}: an over-size upload was accepted")
                 except Exception as exc:
                     if "megapixels" in str(exc):
@@ -126,7 +127,7 @@ def session(i: int, url: str, files: dict[str, Path], deadline: float, stats: St
                         client.predict(api_name="/stop")
                         waited = time.monotonic()
                     time.sleep(0.2)
-            result, status, _, _ = job.result(timeout=600)
+            result, status, _, _ = job.result(timeout=ANSWER_S)
             got = None
             if result is not None:
                 with Image.open(result) as img:
@@ -178,11 +179,11 @@ def main() -> None:
         files["huge"] = photo(root / "huge.png", 2600, 1700, 99)  # 4.4 MP > the demo's 4 MP
         port = free_port()
         url = f"http://127.0.0.1:{port}/"
+        log = (root / "server.log").open("w")  # a pipe nobody reads would fill and block it
         server = subprocess.Popen(
             [sys.executable, "-m", "nst_plugin.cli", "demo", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             for _ in range(240):
@@ -192,7 +193,9 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.5)
             else:
-                raise SystemExit("the demo did not start: " + (server.stderr.read() or "")[-500:])
+                raise SystemExit(
+                    "the demo did not start: " + (root / "server.log").read_text()[-500:]
+                )
             stats, worst, stop = Stats(), [], threading.Event()
             rss: list[tuple[float, int]] = []
             deadline = time.monotonic() + 60 * args.minutes
@@ -216,6 +219,8 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
+            log.close()
+        warnings = [line for line in (root / "server.log").read_text().splitlines() if line]
     first = max(v for t, v in rss if t < 60)
     last = max(v for t, v in rss if t > wall - 60)
     served = sum(len(v) for v in stats.latency.values())
@@ -235,6 +240,10 @@ def main() -> None:
     for f in stats.failures[:20]:
         print(f"  {f}")
     print(f"results in the wrong session: {stats.counts['wrong session']}")
+    print(
+        f"server log: {len(warnings)} lines"
+        + (f", the last: {warnings[-1][:160]}" if warnings else "")
+    )
     print(
         f"server alive at the end: {alive}; the page answered {len(worst)} times, "
         f"worst {max(worst):.2f} s"
