@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from distributed import Client, LocalCluster
+from PIL import Image
 
 from nst_plugin.cli import main
 from nst_plugin.images import Picture, save_image
@@ -20,12 +21,16 @@ from nst_plugin_hosts.pipeline import Reporter, load_pipeline, run_pipeline
 from nst_plugin_hosts.pipeline.cluster import usable_cores
 from tests.conftest import make_image
 
+GATYS = """
+        params: {method: optimization, size: 40, iterations: 12, scales: 1, tolerance: 0}
+        inputs: {content: photos, styles: style.png}"""
+FAST = """
+        params: {method: fast, model: starry_night, size: 0}
+        inputs: {content: photos}"""
 PIPELINE = """
     steps:
       - id: stylize
-        task: nst.style_transfer
-        params: {method: optimization, size: 40, iterations: 12, scales: 1, tolerance: 0}
-        inputs: {content: photos, styles: style.png}
+        task: nst.style_transfer{stylize}
       - id: save
         task: image.save
         params: {name: "{stem}.png"}
@@ -41,20 +46,13 @@ def cluster():
         yield c
 
 
-FAST = ("{method: optimization, size: 40, iterations: 12, scales: 1, tolerance: 0}",
-        "{method: fast, model: starry_night, size: 0}", ", styles: style.png")  # fmt: skip
-
-
-def workspace(root: Path, count: int, params: tuple[str, str, str] | None = None) -> Path:
+def workspace(root: Path, count: int, stylize: str = GATYS) -> Path:
     photos = root / "photos"
     photos.mkdir(parents=True)
     for i in range(count):
         save_image(Picture(make_image(40, 40 + 4 * (i % 3), "photo", i)), photos / f"p{i:02}.png")
     save_image(Picture(make_image(32, 32, "art", 99)), root / "style.png")
-    text = textwrap.dedent(PIPELINE)
-    if params:
-        text = text.replace(params[0], params[1]).replace(params[2], "")
-    (root / "p.yaml").write_text(text)
+    (root / "p.yaml").write_text(textwrap.dedent(PIPELINE.replace("{stylize}", stylize)))
     return root / "p.yaml"
 
 
@@ -76,14 +74,7 @@ def run_here_like_a_worker(pipeline):
 
 
 def pixels(folder: Path) -> dict[str, np.ndarray]:
-    return {p.name: np.asarray(to_pil_file(p)) for p in sorted(folder.glob("*.png"))}
-
-
-def to_pil_file(path: Path):
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    return {p.name: np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))}
 
 
 def test_a_folder_on_two_workers_gives_the_local_run_outputs(tmp_path, cluster):
