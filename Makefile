@@ -15,7 +15,7 @@ IK_TESTS := tests/test_host_ikomia.py tests/test_host_ikomia_translate.py
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[test,napari,distributed]"
+	$(BIN)/pip install -q -e ".[test,napari,distributed,video]"
 	touch $(STAMP)
 
 $(IK_STAMP): pyproject.toml

@@ -170,11 +170,14 @@ def _add_stylize(sub: argparse._SubParsersAction, with_schema: bool) -> None:
     if not with_schema:
         return
     from .default_plugins.style_transfer import StyleTransferTask
-    from .params import Param
 
+    _add_schema_options(p, StyleTransferTask.schema())
+
+
+def _add_schema_options(p: argparse.ArgumentParser, schema: list[Any]) -> None:
+    """One option per schema parameter, `--name-with-dashes`, stored as `param_<name>`."""
     group = p.add_argument_group("parameters (from the task schema)")
-    param: Param
-    for param in StyleTransferTask.schema():
+    for param in schema:
         extra = ""
         if param.choices:
             extra = f" {{{','.join(param.choices)}}}"
@@ -195,6 +198,10 @@ def _add_stylize(sub: argparse._SubParsersAction, with_schema: bool) -> None:
         )
 
 
+def _schema_values(args: argparse.Namespace) -> dict[str, Any]:
+    return {k[6:]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
+
+
 def _run_stylize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -203,7 +210,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
     from .engine.errors import InputError
     from .images import load_image, save_image
 
-    params = {k[6:]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
+    params = _schema_values(args)
     out = Path(args.out)
     given = [args.content, *args.styles, args.mask, args.init_image]
     if any(f and _same_file(f, out) for f in given):
@@ -244,6 +251,78 @@ def _run_stylize(args: argparse.Namespace) -> int:
         w, h = result["image"].size
         device = resolve_device(task.params["device"])
         print(f"wrote {out} ({w}x{h}, method {task.params['method']}, device {device})")
+    return 0
+
+
+def _add_video(sub: argparse._SubParsersAction, with_schema: bool) -> None:
+    p = sub.add_parser(
+        "video",
+        help="stylize a video, temporally consistent (every method)",
+        description="Stylize every frame of VIDEO, each held to the previous result along the "
+        "optical flow so it does not flicker; writes H.264 MP4 with the source's audio and "
+        "timestamps (or PNG frames). A stopped run resumes from its last frame when run again. "
+        "Every option below comes from the task's parameter schema.",
+    )
+    p.add_argument("video", help="input video file (any container and codec FFmpeg reads)")
+    p.add_argument("styles", nargs="*", metavar="style", help="style image file(s)")
+    p.add_argument("-o", "--out", required=True, help="output video (.mp4, .mkv) or folder (png)")
+    p.add_argument("--format", choices=("mp4", "mkv", "png"), help="default: from OUT's suffix")
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality: 0 lossless .. 51 smallest")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_video)
+    if with_schema:
+        from .default_plugins.video_tasks import VideoStyleTransferTask
+
+        _add_schema_options(p, VideoStyleTransferTask.schema())
+
+
+def _run_video(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .api import create_task
+    from .engine.errors import Cancelled, InputError
+    from .images import load_image
+
+    out = Path(args.out)
+    if any(_same_file(f, out) for f in [args.video, *args.styles]):
+        raise InputError(f"{out} is one of the inputs; choose another output")
+    fmt = args.format or {".mkv": "mkv", ".mp4": "mp4", "": "png"}.get(out.suffix.lower())
+    if fmt is None:
+        raise InputError(f"cannot tell the format from {out.name!r}; end it in .mp4 or .mkv, "
+                         "or pass --format")  # fmt: skip
+    save = create_task(
+        "video.save", name=out.name, folder=str(out.parent), format=fmt, crf=args.crf,
+        overwrite=args.overwrite,
+    )  # fmt: skip
+    if out.exists() and not args.overwrite:
+        raise InputError(f"{out} exists; pass --overwrite to replace it")
+    stylize = create_task("video.style_transfer", **_schema_values(args))
+    frames = create_task("video.load").run({"path": args.video})["frames"]
+    styles = [load_image(s) for s in args.styles]
+    stylized = stylize.run({"frames": frames, "styles": styles})["frames"]
+    bar = None if args.quiet else tqdm(total=frames.info.frames or None, desc="video", unit="frame")
+
+    def progress(record) -> None:  # noqa: ANN001
+        if bar is not None:
+            bar.total = max(bar.total or 0, record.total)
+            bar.n = record.step
+            bar.refresh()
+
+    try:
+        result = save.run({"frames": stylized}, on_progress=progress)
+    except (KeyboardInterrupt, Cancelled):
+        raise InputError(
+            "interrupted; the frames done are kept: run the same command again to resume"
+        ) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        info = frames.info
+        note = f"; {result['note']}" if result["note"] else ""
+        cuts = f", {stylized.cuts} scene cuts" if stylized.cuts else ""
+        print(f"wrote {out} ({info.frames} frames, method {stylize.params['method']}{cuts}){note}")
     return 0
 
 
@@ -426,6 +505,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     words = sys.argv[1:] if argv is None else argv
     command = next((a for a in words if not a.startswith("-")), None)
     _add_stylize(sub, with_schema=command == "stylize")
+    _add_video(sub, with_schema=command == "video")
     _add_example(sub)
     _add_train(sub, with_options=command == "train")
     _add_models(sub)

@@ -55,3 +55,6 @@ class MethodSpec:
     needs_styles: bool = True
     # working memory of one run, checked before it starts; None: not known, not checked
     memory: MemoryEstimate | None = None
+    # Video: True for a method that holds a frame to the previous frame's carried-forward result
+    # itself (extras["carried"]: a loss term); for the others the task blends their output with it.
+    takes_carried: bool = False

@@ -38,6 +38,7 @@ BUILTIN_PLUGINS = (
     "nst_plugin.default_plugins.fast_method",
     "nst_plugin.default_plugins.tasks",
     "nst_plugin.default_plugins.image_tasks",
+    "nst_plugin.default_plugins.video_tasks",
 )
 
 

@@ -17,12 +17,15 @@ from .engine.errors import InputError
 from .engine.progress import ProgressCallback, StopCheck
 from .images import Picture
 from .params import Param, validate_params
+from .video import FrameStream
 
 PORT_TYPES = {
     "image": "images.Picture: RGB float32 (3, H, W) in 0..1, optional alpha (H, W)",
     "mask": "torch.Tensor float32 (H, W) or (S, H, W) in 0..1; a Picture's grey levels also do",
     "history": "list of dicts: step, total, size, losses, elapsed",
     "path": "str or os.PathLike: a file on disk",
+    "frames": "video.FrameStream: a video's frames, decoded one at a time as they are read",
+    "text": "str: a message for the user",
 }
 
 
@@ -130,4 +133,6 @@ def _fits(port_type: str, value: Any) -> bool:
         return isinstance(value, Picture) or (
             isinstance(value, torch.Tensor) and value.ndim in (2, 3)
         )
+    if port_type == "frames":
+        return isinstance(value, FrameStream)
     return True

@@ -77,6 +77,7 @@ def run(
         masks=request.masks,
         options=options,
         init_image=request.extras.get("init_image"),
+        carried=request.extras.get("carried"),
         on_progress=on_progress,
         should_stop=should_stop,
         preview_every=request.preview_every,
@@ -108,6 +109,7 @@ SPEC = MethodSpec(
     params=PARAMS,
     run=run,
     memory=_memory,
+    takes_carried=True,
 )
 
 

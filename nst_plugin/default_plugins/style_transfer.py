@@ -22,6 +22,7 @@ from .. import plugins
 from ..devices import resolve_device
 from ..engine.errors import Cancelled, InputError
 from ..engine.progress import Progress, ProgressCallback, StopCheck
+from ..engine.temporal import blend
 from ..images import Picture, resize_longer, resize_to
 from ..memory import available_bytes
 from ..methods import MethodSpec, StyleRequest
@@ -96,6 +97,18 @@ class StyleTransferTask(Task):
         Port(
             "init", "image", "start image for methods that iterate (init='image')", required=False
         ),
+        Port(
+            "previous",
+            "image",
+            "video: the previous frame's result warped onto this frame, to stay consistent with",
+            required=False,
+        ),
+        Port(
+            "previous_weight",
+            "mask",
+            "video: per pixel, how much to hold to 'previous' (0..1: its reliability x strength)",
+            required=False,
+        ),
     )
     outputs = (
         Port("image", "image", "the stylized image, at the output size, alpha restored"),
@@ -145,6 +158,9 @@ class StyleTransferTask(Task):
         _check_init(spec, p, init)
         if init is not None:
             extras["init_image"] = init.rgb[None].to(device)
+        carried = _carried(inputs, content_pic)
+        if carried is not None and spec.takes_carried:
+            extras["carried"] = (carried[0].to(device), carried[1].to(device))
         history: list[dict[str, Any]] = []
 
         def progress(record: Progress) -> None:
@@ -174,6 +190,8 @@ class StyleTransferTask(Task):
                 if partial is not None:
                     partial = _picture(partial, size, content_pic.alpha)
                 raise Cancelled(str(exc), partial=partial) from None
+        if carried is not None and not spec.takes_carried:
+            out = blend(out, carried[0].to(out.device), carried[1])
         picture = _picture(out, size, content_pic.alpha)
         return {"image": picture, "history": history, **request.outputs}
 
@@ -241,7 +259,7 @@ def _style_model_paths(spec: MethodSpec, params: Mapping[str, Any]) -> dict[str,
 def _check_pictures(inputs: Mapping[str, Any]) -> None:
     """Pictures are plain records anyone can build; what the engines compute on is RGB floats
     shaped (3, H, W), so a grey or batched tensor in one is said here, naming its input."""
-    for port in ("content", "styles", "init"):
+    for port in ("content", "styles", "init", "previous"):
         value = inputs.get(port)
         many = isinstance(value, list | tuple)
         for i, picture in enumerate(value if many else [value]):
@@ -298,6 +316,33 @@ def _check_init(spec: MethodSpec, params: Mapping[str, Any], init: Picture | Non
         raise InputError("init='image' needs an image on the task's 'init' input")
     if params["init"] != "image" and init is not None:
         raise InputError("an 'init' image was given; set init='image' to start from it")
+
+
+def _carried(inputs: Mapping[str, Any], working: Picture) -> tuple[torch.Tensor, ...] | None:
+    """The previous frame's carried-forward result and its weight, at the working size; both
+    or neither, each the content's size as given (a video task passes frames at their size)."""
+    previous, weight = inputs.get("previous"), inputs.get("previous_weight")
+    if previous is None and weight is None:
+        return None
+    if previous is None or weight is None:
+        raise InputError("inputs 'previous' and 'previous_weight' go together: give both or none")
+    original = inputs["content"]
+    w = weight.rgb.mean(0) if isinstance(weight, Picture) else weight.float()
+    if w.ndim != 2:
+        raise InputError(f"'previous_weight' must be one (H, W) map, got {tuple(w.shape)}")
+    for name, shape in (("previous", previous.rgb.shape[-2:]), ("previous_weight", w.shape)):
+        if tuple(shape) != tuple(original.rgb.shape[-2:]):
+            raise InputError(
+                f"{name!r} is {shape[-1]}x{shape[-2]} but the content image is "
+                f"{original.size[0]}x{original.size[1]}; they must match"
+            )
+    if float(w.min()) < 0 or float(w.max()) > 1:
+        raise InputError("'previous_weight' values must be within 0..1")
+    h, wd = working.rgb.shape[-2:]
+    image = resize_to(previous, (h, wd)).rgb[None]
+    if w.shape != (h, wd):
+        w = torch.nn.functional.interpolate(w[None, None], size=(h, wd), mode="bilinear")[0, 0]
+    return image, w.clamp(0, 1)
 
 
 def _masks(mask: Any, count: int, original: Picture, working: Picture) -> torch.Tensor | None:

@@ -57,6 +57,7 @@ from .errors import Cancelled, InputError
 from .losses import content_loss, gram_matrix, resize_mask, style_loss, tv_loss
 from .precision import autocast
 from .progress import Progress, ProgressCallback, StopCheck
+from .temporal import blend, temporal_loss
 
 DEFAULT_CONTENT_LAYERS = ("relu4_2",)
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -76,6 +77,9 @@ FIRST_STEP = 8 / 255
 AUTO_PASSES = {"cpu": (300, 50), "other": (300, 300)}
 # The stopping rule looks back this many evaluations for the relative loss change.
 TOLERANCE_WINDOW = 10
+# Weight of the temporal loss (video) at strength 1: the losses above are Caffe-scale (content
+# ~5e5 at convergence) and this one is a mean of squared 0..1 pixel differences.
+TEMPORAL_WEIGHT = 1e9
 
 
 def _param(default: object, text: str, **limits: object) -> Any:
@@ -469,6 +473,8 @@ class _Run:
     on_progress: ProgressCallback | None
     should_stop: StopCheck | None
     preview_every: int
+    # a video frame's warped previous result and its per-pixel weight (one scale only)
+    carried: tuple[torch.Tensor, torch.Tensor] | None = None
     start: float = field(default_factory=time.perf_counter)
     step: int = 0
     deadlines: list[float] = field(default_factory=list)
@@ -553,6 +559,7 @@ def stylize(
     masks: torch.Tensor | None = None,
     options: OptimizationOptions | None = None,
     init_image: torch.Tensor | None = None,
+    carried: tuple[torch.Tensor, torch.Tensor] | None = None,
     on_progress: ProgressCallback | None = None,
     should_stop: StopCheck | None = None,
     preview_every: int = 0,
@@ -568,6 +575,11 @@ def stylize(
         pixels no mask covers keep only the content loss.
     options: OptimizationOptions(); None means the defaults.
     init_image: the start image, given exactly when options.init == "image"; any size.
+    carried: for a video frame after the first, (the previous frame's result warped onto this
+        one, (1, 3, H, W); per-pixel weight (H, W) in 0..1, its reliability times the strength).
+        As in Ruder et al. the run starts from it (the content where it is not reliable) and a
+        temporal loss holds the result to it; since the start is already nearly converged, the
+        run is one pass at the output size (`iterations`), not the coarse-to-fine schedule.
     on_progress: called after every step with a Progress (losses are the weighted terms);
         every `preview_every` steps (0: never) it carries the current image as `preview`.
     should_stop: polled before every step; when it returns True, Cancelled is raised with
@@ -575,6 +587,9 @@ def stylize(
     """
     options = options or OptimizationOptions()
     _assert_trusted(encoder, content, styles, style_weights, masks, options, init_image)
+    if carried is not None:
+        assert carried[0].shape == content.shape and carried[1].shape == content.shape[-2:]
+        options = options.replace(scales=())
     sizes = plan_scales(*content.shape[-2:], options.scales)
     taps = tuple(dict.fromkeys((*options.content_layers, *options.style_layers)))
     last_tap = max(taps, key=encoder.names.index)
@@ -597,8 +612,12 @@ def stylize(
         on_progress=on_progress,
         should_stop=should_stop,
         preview_every=preview_every,
+        carried=carried,
     )
-    image = _initial_image(_resize(content, sizes[0]), init_image, options)
+    if carried is None:
+        image = _initial_image(_resize(content, sizes[0]), init_image, options)
+    else:
+        image = blend(content, carried[0].to(device), (carried[1] > 0).float())
     for index, size in enumerate(sizes):
         if index and run.out_of_time():
             break  # the budget is spent: the best image so far, upsampled below
@@ -703,7 +722,12 @@ def _losses(run: _Run, targets: _Targets, x: torch.Tensor) -> dict[str, torch.Te
         for grams, layer_masks, w in targets.styles
     )
     tv = options.tv_weight * tv_loss(x)
-    return {"content": c, "style": s, "tv": tv, "total": c + s + tv}
+    terms = {"content": c, "style": s, "tv": tv, "total": c + s + tv}
+    if run.carried is not None:
+        carried, weight = run.carried
+        terms["temporal"] = TEMPORAL_WEIGHT * temporal_loss(x, carried.to(x.device), weight)
+        terms["total"] = terms["total"] + terms["temporal"]
+    return terms
 
 
 def _lbfgs_objective(scale: _Scale, total: torch.Tensor) -> torch.Tensor:
