@@ -36,6 +36,8 @@ class Port:
     description: str
     required: bool = True
     multiple: bool = False
+    # a path port's files, by suffix, that a folder or glob gives it (empty: images)
+    suffixes: tuple[str, ...] = ()
 
     def to_manifest(self) -> dict[str, Any]:
         return {

@@ -404,9 +404,8 @@ def _prepare_work(work: Path, job: dict[str, Any]) -> int:
             with atomic_path(job_file) as tmp:
                 Path(tmp).write_text(json.dumps(job, indent=1))
     except OSError as exc:
-        if exc.errno in REASONS:
-            raise WriteError(f"cannot write {work.parent}: {REASONS[exc.errno]}") from None
-        raise
+        reason = REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+        raise WriteError(f"cannot write into {work.parent}: {reason}") from None
     done = 0
     while (work / FRAME_NAME.format(done)).exists():
         done += 1

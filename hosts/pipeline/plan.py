@@ -12,13 +12,16 @@ import dataclasses
 import glob
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nst_plugin import IMAGE_SUFFIXES, NSTError, list_images
+from nst_plugin import IMAGE_SUFFIXES, NSTError
 
 from .graph import REF_RE, Graph
 from .model import Item, Pipeline, Source, Step
 from .problems import Problems, hint
+
+if TYPE_CHECKING:
+    from nst_plugin import Port
 
 __all__ = ["item_params", "output_folder", "plan", "planned_outputs"]
 
@@ -60,11 +63,11 @@ def output_folder(
 
 def _read_files(step: Step, steps: dict[str, Step], base: Path, problems: Problems) -> Step:
     """The step with its file inputs' files listed, as a new step: the graph's stays as it was."""
-    multiple = {p.name: p.multiple for p in step.task_cls.inputs} if step.task_cls else {}
+    ports = {p.name: p for p in step.task_cls.inputs} if step.task_cls else {}
     inputs = {}
     for port, sources in step.inputs.items():
         read = [
-            src if src.step else _files(src, step.id, multiple[port], steps, base, problems)
+            src if src.step else _files(src, step.id, ports[port], steps, base, problems)
             for src in sources
         ]
         inputs[port] = [src for src in read if src is not None]
@@ -74,30 +77,33 @@ def _read_files(step: Step, steps: dict[str, Step], base: Path, problems: Proble
 def _files(
     src: Source,
     step_id: str,
-    multiple: bool,
+    port: Port,
     steps: dict[str, Step],
     base: Path,
     problems: Problems,
 ) -> Source | None:
-    """The file, a folder's images or a glob's matches; a batch if many on a one-image port."""
-    text, where = src.text, src.where
+    """The file, a folder's files or a glob's matches (images, or the port's suffixes); a batch
+    if many on a one-file port."""
+    text, where, multiple = src.text, src.where, port.multiple
+    suffixes = port.suffixes or IMAGE_SUFFIXES
+    kind = "image" if not port.suffixes else "video" if ".mp4" in suffixes else "matching"
     path = Path(os.path.expanduser(text))
     path = path if path.is_absolute() else base / path
     if GLOB_CHARS & set(text):
         files = sorted(
             Path(f)
             for f in glob.glob(str(path), recursive=True)
-            if Path(f).is_file() and Path(f).suffix.lower() in IMAGE_SUFFIXES
+            if Path(f).is_file() and Path(f).suffix.lower() in suffixes
         )
         if not files:
-            problems.add(where, f"no image files match {text!r} (looked for {path})", step_id)
+            problems.add(where, f"no {kind} files match {text!r} (looked for {path})", step_id)
             return None
         return dataclasses.replace(src, files=tuple(files), batch=not multiple)
     if path.is_dir():
-        files = list_images(path)
+        files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
         if not files:
             problems.add(
-                where, f"folder {text!r} holds no images ({', '.join(IMAGE_SUFFIXES)})", step_id
+                where, f"folder {text!r} holds no {kind} files ({', '.join(suffixes)})", step_id
             )
             return None
         return dataclasses.replace(src, files=tuple(files), batch=not multiple)

@@ -22,7 +22,7 @@ from .. import plugins
 from ..devices import resolve_device
 from ..engine.errors import Cancelled, InputError
 from ..engine.progress import Progress, ProgressCallback, StopCheck
-from ..engine.temporal import blend
+from ..engine.temporal import blend_detail
 from ..images import Picture, resize_longer, resize_to
 from ..memory import available_bytes
 from ..methods import MethodSpec, StyleRequest
@@ -191,7 +191,7 @@ class StyleTransferTask(Task):
                     partial = _picture(partial, size, content_pic.alpha)
                 raise Cancelled(str(exc), partial=partial) from None
         if carried is not None and not spec.takes_carried:
-            out = blend(out, carried[0].to(out.device), carried[1])
+            out = blend_detail(out, carried[0].to(out.device), carried[1])
         picture = _picture(out, size, content_pic.alpha)
         return {"image": picture, "history": history, **request.outputs}
 

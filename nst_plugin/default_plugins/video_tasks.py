@@ -20,7 +20,7 @@ from ..hookspecs import hookimpl
 from ..images import Picture, resize_longer
 from ..params import Param
 from ..task import Port, Task
-from ..video import FORMATS, Frame, FrameStream, VideoFile, output_path, write_video
+from ..video import FORMATS, VIDEO_SUFFIXES, Frame, FrameStream, VideoFile, output_path, write_video
 from .style_transfer import StyleTransferTask
 
 # Each save format's {ext} in a name template ("png" writes a folder of frames).
@@ -54,7 +54,14 @@ class LoadVideoTask(Task):
         "Open a video file (any container and codec FFmpeg reads) as a stream of frames, "
         "decoded one at a time when a later step asks; optionally shrunk to a longer side."
     )
-    inputs = (Port("path", "path", "the video file; a pipeline may give a glob (one item each)"),)
+    inputs = (
+        Port(
+            "path",
+            "path",
+            "the video file; a pipeline may give a glob or folder (one item each)",
+            suffixes=VIDEO_SUFFIXES,
+        ),
+    )
     outputs = (Port("frames", "frames", "the video's frames, with their timestamps and audio"),)
 
     @classmethod

@@ -36,6 +36,13 @@ CONSISTENCY_A, CONSISTENCY_B = 0.01, 0.5
 # Motion boundaries: |∇u|² + |∇v|² > c|w|² + d marks a pixel unreliable.
 BOUNDARY_C, BOUNDARY_D = 0.01, 0.5
 
+# Bicubic keeps strokes crisper than bilinear as results are resampled frame after frame
+# (bench_video.py: style distance 1.19x frame by frame's against 1.30x on the pan clip).
+WARP_MODE = "bicubic"
+# Pixels this close to the previous frame's edge are not carried once the view moves.
+BORDER = 6
+# Blending keeps the mix's strokes at the fresh frame's contrast above this scale (pixels).
+DETAIL_SIGMA = 6.0
 _local = threading.local()
 
 
@@ -64,10 +71,7 @@ def optical_flow(source: np.ndarray, target: np.ndarray) -> torch.Tensor:
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """image sampled at x + flow(x): the image moved onto the frame the flow starts from.
-
-    Bilinear: bicubic overshoots at strokes' edges, and the overshoot compounds frame after
-    frame as results are carried forward. Samples outside the image take the border's value
-    (those pixels fail the consistency test anyway)."""
+    Samples outside the image take the border's value (those pixels are not reliable)."""
     _, _, h, w = image.shape
     ys, xs = torch.meshgrid(
         torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
@@ -75,7 +79,7 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     gx = (xs + flow[0]) * (2.0 / max(w - 1, 1)) - 1.0
     gy = (ys + flow[1]) * (2.0 / max(h - 1, 1)) - 1.0
     grid = torch.stack([gx, gy], dim=-1)[None].to(image.device, image.dtype)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return F.grid_sample(image, grid, mode=WARP_MODE, padding_mode="border", align_corners=True)
 
 
 def reliable(backward: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
@@ -84,7 +88,8 @@ def reliable(backward: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
     backward: flow from the current frame to the previous one (the one `warp` uses);
     forward: flow from the previous frame to the current one. A pixel passes when following
     `backward` and then `forward` brings it back (it was visible in both frames) and its flow
-    is smooth there (not a motion boundary, where DIS smears)."""
+    is smooth there (not a motion boundary, where DIS smears), and it was inside the previous
+    frame (not just come into view at an edge)."""
     fwd_at = warp(forward[None], backward)[0]  # forward flow read where the pixel came from
     round_trip = ((backward + fwd_at) ** 2).sum(0)
     magnitude = (backward**2).sum(0) + (fwd_at**2).sum(0)
@@ -93,7 +98,14 @@ def reliable(backward: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
     dv_dy, dv_dx = torch.gradient(backward[1])
     gradient = du_dx**2 + du_dy**2 + dv_dx**2 + dv_dy**2
     smooth = gradient <= BOUNDARY_C * (backward**2).sum(0) + BOUNDARY_D
-    return (consistent & smooth).float()
+    h, w = backward.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    x, y = xs + backward[0], ys + backward[1]
+    # Not just come into view; and, once the view moves, not from the previous frame's border,
+    # where feed-forward networks paint a band of their own that would otherwise be carried in.
+    m = torch.where((backward**2).sum(0) > 0.25, float(BORDER), 0.0)
+    inside = (x >= m) & (x <= w - 1 - m) & (y >= m) & (y <= h - 1 - m)
+    return (consistent & smooth & inside).float()
 
 
 def flows(previous: torch.Tensor, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,3 +138,34 @@ def warping_error(
     diff = ((current - warp(previous, backward)) ** 2).mean(1)[0]
     m = mask.to(diff.dtype)
     return float((diff * m).sum() / m.sum().clamp_min(1.0))
+
+
+def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = int(3 * sigma)
+    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    k = torch.exp(-(x**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = image.shape[1]
+    out = F.pad(image, (radius, radius, radius, radius), mode="replicate")
+    out = F.conv2d(out, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def blend_detail(
+    current: torch.Tensor, carried: torch.Tensor, weight: torch.Tensor
+) -> torch.Tensor:
+    """`blend`, with the strokes' contrast kept: how feed-forward results are carried forward.
+
+    Not in Ruder et al., whose optimization re-imposes the style on every frame. A plain blend
+    averages two paintings of the same place whose strokes do not line up (a network is not
+    shift-equivariant) and resamples the carried one every frame: the strokes fade (style
+    distance 1.2-1.3x frame by frame's on bench_video.py's clips). So the mix's detail (what a
+    Gaussian of DETAIL_SIGMA removes) is scaled back to the fresh frame's energy, per channel,
+    on the carried pixels (a gain of 1 to 2)."""
+    w = weight.to(current.device, current.dtype).view(1, 1, *weight.shape[-2:])
+    mixed = current + w * (carried - current)
+    hp_cur, hp_mix = current - _blur(current, DETAIL_SIGMA), mixed - _blur(mixed, DETAIL_SIGMA)
+    m = (w > 0).to(current.dtype)
+    gain = ((hp_cur**2 * m).sum((2, 3)) / (hp_mix**2 * m).sum((2, 3)).clamp_min(1e-8)).sqrt()
+    gain = gain.clamp(1.0, 2.0).view(1, -1, 1, 1)
+    return (mixed + (gain - 1) * hp_mix * m).clamp(0, 1)
