@@ -197,6 +197,27 @@ class VideoFile(FrameStream):
             raise InputError(f"{path} has no video frames")
 
 
+class PictureFrames(FrameStream):
+    """Frames a host already holds (a ComfyUI batch, a napari stack), in order, at `fps`."""
+
+    def __init__(self, pictures: list[Picture], fps: float = 25.0) -> None:
+        if not pictures:
+            raise InputError("no frames were given")
+        w, h = pictures[0].size
+        if any(p.size != (w, h) for p in pictures):
+            raise InputError("every frame of a video must have the same size")
+        self.pictures = pictures
+        self.info = VideoInfo(Path("frames"), w, h, len(pictures), fps, Fraction(1, 1000), "", None)
+
+    def key(self) -> dict[str, Any]:
+        return {"frames": id(self.pictures)}  # in memory: nothing to resume across processes
+
+    def frames(self, start: int = 0, previous: Picture | None = None) -> Iterator[Frame]:
+        for i, picture in enumerate(self.pictures):
+            pts = round(i / self.info.fps / self.info.time_base)
+            yield Frame(i, pts, picture if i >= start else None)
+
+
 # --------------------------------------------------------------------------------------------
 # Writing
 

@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from nst_plugin import api
+from nst_plugin.engine.temporal import warping_error
 from nst_plugin.images import Picture, save_image
 from tests.conftest import make_image
 
@@ -229,14 +230,16 @@ def stylize(node_cls: type, **inputs: Any) -> torch.Tensor:
 def test_folder_loads_like_comfyui_and_follows_its_conventions(nodes: dict[str, type]) -> None:
     module = load_custom_node(FOLDER, "some_other_folder_name")
     assert set(module.NODE_DISPLAY_NAME_MAPPINGS) == set(module.NODE_CLASS_MAPPINGS)
-    assert set(nodes) == {f"NSTStyleTransfer_{m}" for m in ("optimization", "adain", "fast")}
-    for cls in nodes.values():
+    methods = ("optimization", "adain", "fast")
+    assert set(nodes) == {f"NST{kind}StyleTransfer_{m}" for m in methods for kind in ("", "Video")}
+    for key, cls in nodes.items():
+        video = key.startswith("NSTVideo")
         spec = cls.INPUT_TYPES()
         assert set(spec) == {"required", "optional"}
         assert spec["required"]["content"][0] == "IMAGE"
         assert ("style" in spec["required"]) == (cls.METHOD != "fast")
-        assert spec["optional"]["mask"][0] == "MASK"
-        outputs = ("IMAGE",) if cls.METHOD != "fast" else ("IMAGE", "IMAGE")
+        assert video or spec["optional"]["mask"][0] == "MASK"
+        outputs = ("IMAGE",) if cls.METHOD != "fast" or video else ("IMAGE", "IMAGE")
         assert cls.RETURN_TYPES == outputs and isinstance(cls.CATEGORY, str)
         assert callable(getattr(cls, cls.FUNCTION)) and cls.OUTPUT_NODE is False
         json.dumps(spec)  # what /object_info serves: plain JSON, finite numbers
@@ -390,6 +393,46 @@ def test_progress_and_interrupt_use_comfys_own(
     updates.clear()
     stylize(node, **inputs)
     assert updates[-1] == (4, 4)
+
+
+def test_video_node_keeps_a_frame_batch_steady_with_comfys_progress(
+    nodes: dict[str, type], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch from a video loader: frames held to the last along the flow flicker far less
+    than the same batch stylized image by image; the progress bar counts frames."""
+    updates: list[tuple[int, int]] = []
+
+    class ProgressBar:
+        def __init__(self, total: int) -> None:
+            self.total = total
+
+        def update_absolute(self, value: int, total: int, preview: Any = None) -> None:
+            updates.append((value, total))
+
+    mm = types.SimpleNamespace(processing_interrupted=lambda: False)
+    comfy_pkg = types.ModuleType("comfy")
+    comfy_pkg.model_management = mm  # type: ignore[attr-defined]
+    comfy_pkg.utils = types.SimpleNamespace(ProgressBar=ProgressBar)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "comfy", comfy_pkg)
+    monkeypatch.setitem(sys.modules, "comfy.model_management", mm)
+    monkeypatch.setitem(sys.modules, "comfy.utils", comfy_pkg.utils)
+    big = make_image(48 + 6, 64 + 12, "photo")
+    frames = bhwc(*[big[:, i : i + 48, 2 * i : 2 * i + 64] for i in range(6)])
+    video = nodes["NSTVideoStyleTransfer_fast"]
+    steady = stylize(video, content=frames, model="the_wave", size=0, temporal=0.8)
+    assert steady.shape == frames.shape and updates[-1] == (6, 6)
+    image_node = nodes["NSTStyleTransfer_fast"]
+    with torch.inference_mode():
+        loose = image_node().stylize(content=frames, model="the_wave", size=0)[0]
+    mask = torch.zeros(48, 64)
+    mask[:47, :62] = 1
+    flow = torch.tensor([2.0, 1.0]).view(2, 1, 1).expand(2, 48, 64)
+
+    def flicker(batch: torch.Tensor) -> float:
+        t = batch.permute(0, 3, 1, 2)
+        return sum(warping_error(t[i + 1 : i + 2], t[i : i + 1], flow, mask) for i in range(5))
+
+    assert flicker(steady) < 0.5 * flicker(loose)
 
 
 # ---------------------------------------------------------------------------------------------

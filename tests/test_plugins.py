@@ -107,7 +107,14 @@ def test_manifest_round_trip_and_hosts_read_it_without_the_package():
     assert data == build_manifest()
     task = data["tasks"][0]
     assert task["id"] == "nst.style_transfer"
-    assert [p["name"] for p in task["inputs"]] == ["content", "styles", "mask", "init"]
+    assert [p["name"] for p in task["inputs"]] == [
+        "content",
+        "styles",
+        "mask",
+        "init",
+        "previous",
+        "previous_weight",
+    ]
     assert task["inputs"][1]["multiple"] is True
     params = {p["name"]: p for p in task["params"]}
     assert params["alpha"]["min"] == 0.0 and params["alpha"]["methods"] == ["adain"]

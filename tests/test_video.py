@@ -355,25 +355,21 @@ def test_styles_are_checked_before_any_frame(tmp_path: Path) -> None:
         create_task("video.style_transfer", method="adain").run({"frames": frames})
 
 
-def test_a_video_pipeline_runs_and_then_skips(tmp_path: Path) -> None:
+def test_the_video_example_pipeline_runs_and_then_skips(tmp_path: Path) -> None:
+    import shutil
+
     from nst_plugin_hosts.pipeline import load_pipeline, run_pipeline
 
+    (tmp_path / "videos").mkdir()
     for name in ("a", "b"):
-        make_clip(tmp_path / f"{name}.mp4", pan_frames(3))
-    spec = tmp_path / "video.yaml"
-    spec.write_text(
-        "version: 1\noutput: out\nsteps:\n"
-        "  - {id: clip, task: video.load, inputs: {path: '*.mp4'}}\n"
-        "  - id: stylize\n    task: video.style_transfer\n"
-        "    params: {method: fast, model: the_wave, size: 32}\n"
-        "    inputs: {frames: clip.frames}\n"
-        "  - {id: save, task: video.save, params: {name: '{stem}_wave.{ext}'},"
-        " inputs: {frames: stylize.frames}}\n"
-    )
-    summary = run_pipeline(load_pipeline(spec))
-    assert summary.exit_code == 0, summary.text()
+        make_clip(tmp_path / "videos" / f"{name}.mp4", pan_frames(3))
+    (tmp_path / "videos" / "notes.txt").write_text("not a video: not an item")
+    spec = tmp_path / "video_fast.yaml"
+    shutil.copy(Path(__file__).parents[1] / "examples" / "video_fast.yaml", spec)
+    summary = run_pipeline(load_pipeline(spec, overrides=["stylize.size=32"]))
+    assert summary.exit_code == 0 and summary.count("done") == 2, summary.text()
     for name in ("a", "b"):
-        out = tmp_path / "out" / f"{name}_wave.mp4"
+        out = tmp_path / "out" / f"{name}_the_wave.mp4"
         assert probe(out).frames == 3 and audio_packets(out)
-    again = run_pipeline(load_pipeline(spec))
+    again = run_pipeline(load_pipeline(spec, overrides=["stylize.size=32"]))
     assert again.count("skipped") == 2

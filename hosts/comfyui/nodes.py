@@ -28,9 +28,19 @@ from typing import Any
 
 import torch
 
-from nst_plugin import Cancelled, NSTError, Picture, Progress, api, from_bhwc, to_bhwc
+from nst_plugin import (
+    Cancelled,
+    NSTError,
+    Picture,
+    PictureFrames,
+    Progress,
+    api,
+    from_bhwc,
+    to_bhwc,
+)
 
 TASK_ID = "nst.style_transfer"
+VIDEO_TASK_ID = "video.style_transfer"
 CATEGORY = "image/style transfer"
 INT_LIMIT = 0xFFFFFFFFFFFFFFFF  # what ComfyUI's own seed widgets use for "no limit"
 FLOAT_LIMIT = 1e12  # JSON has no infinity; the frontend needs finite bounds
@@ -40,8 +50,8 @@ class StyleTransferError(ValueError):
     """An input ComfyUI handed us that the task cannot use; the message says which and why."""
 
 
-def _schema() -> list[dict[str, Any]]:
-    return api.list_tasks()[TASK_ID]["params"]
+def _schema(task_id: str = TASK_ID) -> list[dict[str, Any]]:
+    return api.list_tasks()[task_id]["params"]
 
 
 def _float_step(param: dict[str, Any]) -> float:
@@ -121,6 +131,7 @@ class StyleTransferNode:
     """Base of the generated nodes; `METHOD` is set per subclass."""
 
     METHOD: str = ""
+    TASK = TASK_ID
     NEEDS_STYLES = True  # False for methods that carry their style (fast: a model combo instead)
     DESCRIPTION = ""
     RETURN_TYPES = ("IMAGE",)
@@ -134,7 +145,7 @@ class StyleTransferNode:
         """The schema entries this node shows: all but `method`, that apply to its method."""
         return [
             p
-            for p in _schema()
+            for p in _schema(cls.TASK)
             if p["name"] != "method" and (not p.get("methods") or cls.METHOD in p["methods"])
         ]
 
@@ -167,7 +178,7 @@ class StyleTransferNode:
         names = {p["name"] for p in cls.params()}
         values = {k: v for k, v in inputs.items() if k in names and v is not None}
         try:
-            api.create_task(TASK_ID, method=cls.METHOD, **values)
+            api.create_task(cls.TASK, method=cls.METHOD, **values)
         except NSTError as exc:
             return str(exc)
         return True
@@ -218,6 +229,58 @@ class StyleTransferNode:
         return to_bhwc(out), to_bhwc([reference] if reference else [Picture(torch.zeros(3, 8, 8))])
 
 
+class VideoStyleTransferNode(StyleTransferNode):
+    """The content batch as consecutive video frames (from a video loader node): each frame is
+    held to the previous result along the optical flow, so the sequence does not flicker."""
+
+    TASK = VIDEO_TASK_ID
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, dict[str, tuple[Any, ...]]]:  # noqa: N802 (ComfyUI's name)
+        types = super().INPUT_TYPES()
+        types["required"]["content"] = ("IMAGE", {"tooltip": "the video's frames, in order"})
+        types["optional"].pop("mask")
+        return types
+
+    def stylize(
+        self,
+        content: torch.Tensor,
+        style: torch.Tensor | None = None,
+        style_2: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        **widgets: Any,
+    ) -> tuple[torch.Tensor, ...]:
+        mm, cu = _comfy()
+        with torch.inference_mode(False), torch.enable_grad():
+            try:
+                task = api.create_task(self.TASK, method=self.METHOD, **widgets)
+            except NSTError as exc:
+                raise StyleTransferError(str(exc)) from None
+            frames = _to_pictures(_plain(content), "content")
+            styles = [] if style is None else _to_pictures(_plain(style), "style")
+            if style_2 is not None:
+                styles += _to_pictures(_plain(style_2), "style_2")
+            should_stop: Callable[[], bool] | None = mm.processing_interrupted if mm else None
+            bar = cu.ProgressBar(len(frames)) if cu is not None else None
+            out = []
+            try:
+                stream = task.run({"frames": PictureFrames(frames), "styles": styles},
+                                  should_stop=should_stop)["frames"]  # fmt: skip
+                for frame in stream.frames():
+                    out.append(frame.picture)
+                    if bar is not None:
+                        bar.update_absolute(frame.index + 1, len(frames))
+                    if should_stop is not None and should_stop():
+                        raise Cancelled(f"stopped after frame {frame.index + 1}")
+            except Cancelled:
+                if mm is not None:
+                    mm.throw_exception_if_processing_interrupted()
+                raise
+            except NSTError as exc:
+                raise StyleTransferError(f"{exc} (frame {len(out) + 1} of {len(frames)})") from None
+        return (to_bhwc(out),)
+
+
 def _plain(t: Any) -> Any:
     """A normal tensor from a possibly inference-mode one (anything else passes through)."""
     return t.clone() if isinstance(t, torch.Tensor) else t
@@ -264,4 +327,16 @@ def node_class_mappings() -> tuple[dict[str, type], dict[str, str]]:
             },
         )
         names[key] = f"Neural Style Transfer ({method})"
+        video_key = "NSTVideoStyleTransfer_" + re.sub(r"\W", "_", method)
+        classes[video_key] = type(
+            video_key,
+            (VideoStyleTransferNode,),
+            {
+                "METHOD": method,
+                "NEEDS_STYLES": needs,
+                "DESCRIPTION": f"{text}; frames of a video, without flicker",
+                "__doc__": f"Video style transfer by {method}: {text}",
+            },
+        )
+        names[video_key] = f"Neural Style Transfer, video frames ({method})"
     return classes, names

@@ -87,6 +87,7 @@ def _files(
     text, where, multiple = src.text, src.where, port.multiple
     suffixes = port.suffixes or IMAGE_SUFFIXES
     kind = "image" if not port.suffixes else "video" if ".mp4" in suffixes else "matching"
+    noun = {"image": "images", "video": "videos"}.get(kind, "matching files")
     path = Path(os.path.expanduser(text))
     path = path if path.is_absolute() else base / path
     if GLOB_CHARS & set(text):
@@ -102,9 +103,7 @@ def _files(
     if path.is_dir():
         files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
         if not files:
-            problems.add(
-                where, f"folder {text!r} holds no {kind} files ({', '.join(suffixes)})", step_id
-            )
+            problems.add(where, f"folder {text!r} holds no {noun} ({', '.join(suffixes)})", step_id)
             return None
         return dataclasses.replace(src, files=tuple(files), batch=not multiple)
     if path.is_file():
