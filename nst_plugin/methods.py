@@ -58,3 +58,6 @@ class MethodSpec:
     # Video: True for a method that holds a frame to the previous frame's carried-forward result
     # itself (extras["carried"]: a loss term); for the others the task blends their output with it.
     takes_carried: bool = False
+    # ... and for those, the blend weight per unit of that weight: a method whose frames differ
+    # more from one to the next fades its strokes more for the same blend, so it blends less.
+    carry: float = 1.0

@@ -191,7 +191,7 @@ class StyleTransferTask(Task):
                     partial = _picture(partial, size, content_pic.alpha)
                 raise Cancelled(str(exc), partial=partial) from None
         if carried is not None and not spec.takes_carried:
-            out = blend_detail(out, carried[0].to(out.device), carried[1])
+            out = blend_detail(out, carried[0].to(out.device), carried[1] * spec.carry)
         picture = _picture(out, size, content_pic.alpha)
         return {"image": picture, "history": history, **request.outputs}
 

@@ -30,9 +30,9 @@ TEMPORAL_PARAMS = (
     Param(
         "temporal",
         "float",
-        0.8,
+        0.5,
         "how strongly each frame holds to the previous result carried along the optical flow, "
-        "where that flow is reliable (0: frame by frame, flickering)",
+        "where that flow is reliable (0: frame by frame, flickering; more also fades strokes)",
         min=0.0,
         max=1.0,
     ),

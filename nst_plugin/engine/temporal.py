@@ -43,6 +43,7 @@ WARP_MODE = "bicubic"
 BORDER = 6
 # Blending keeps the mix's strokes at the fresh frame's contrast above this scale (pixels).
 DETAIL_SIGMA = 6.0
+MAX_GAIN = 2.0
 _local = threading.local()
 
 
@@ -167,5 +168,5 @@ def blend_detail(
     hp_cur, hp_mix = current - _blur(current, DETAIL_SIGMA), mixed - _blur(mixed, DETAIL_SIGMA)
     m = (w > 0).to(current.dtype)
     gain = ((hp_cur**2 * m).sum((2, 3)) / (hp_mix**2 * m).sum((2, 3)).clamp_min(1e-8)).sqrt()
-    gain = gain.clamp(1.0, 2.0).view(1, -1, 1, 1)
+    gain = gain.clamp(1.0, MAX_GAIN).view(1, -1, 1, 1)
     return (mixed + (gain - 1) * hp_mix * m).clamp(0, 1)
