@@ -144,6 +144,35 @@ def contact_sheet(rows: list[list[Picture]], labels: list[str], path: Path, tile
     sheet.save(path)
 
 
+def detail_window(content: Picture, side: int) -> tuple[int, int]:
+    """(y, x) of the side x side window with the most edges: where halos, smearing and lost
+    fine structure show (masts, windows, faces)."""
+    grey = content.rgb.mean(0)
+    energy = (grey[1:, 1:] - grey[:-1, 1:]).abs() + (grey[1:, 1:] - grey[1:, :-1]).abs()
+    h, w = energy.shape
+    side = min(side, h, w)
+    pooled = torch.nn.functional.avg_pool2d(energy[None, None], side, stride=side // 4)[0, 0]
+    i = int(pooled.argmax())
+    y, x = divmod(i, pooled.shape[1])
+    return y * (side // 4), x * (side // 4)
+
+
+def crop_sheet(rows: list[list[Picture]], labels: list[str], path: Path, side: int) -> None:
+    """Full-size crops (no resampling) of each row's most detailed window, side by side."""
+    head = 18
+    sheet = Image.new("RGB", (side * len(labels), head + side * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for j, label in enumerate(labels):
+        draw.text((j * side + 4, 3), label, fill="black")
+    for i, row in enumerate(rows):
+        y, x = detail_window(row[0], side)
+        for j, pic in enumerate(row):
+            crop = Picture(pic.rgb[:, y : y + side, x : x + side].contiguous())
+            sheet.paste(to_pil(crop).convert("RGB"), (j * side, head + i * side))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, quality=92)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -164,6 +193,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="only the first N pairs")
     parser.add_argument("--sheet", default="benchmarks/results/quality-sheet.jpg")
     parser.add_argument("--tile", type=int, default=192)
+    parser.add_argument("--crops", default="benchmarks/results/quality-crops.jpg")
+    parser.add_argument("--crop-rows", type=int, default=12, help="pairs in the crop sheet")
     args = parser.parse_args()
 
     data = Path(args.data)
@@ -208,7 +239,10 @@ def main() -> None:
         c = np.array(rows_).mean(0)
         print(f"| {name} | {c[0]:.3f} | {c[1]:.3f} | {c[2]:.3f} | {c[3]:.3f} | {c[4]:.2f} |")
     contact_sheet(rows, ["content", "style", *methods], Path(args.sheet), args.tile)
-    print(f"\ncontact sheet: {args.sheet}")
+    step = max(1, len(rows) // args.crop_rows)  # spread over photos and paintings
+    picked = [[r[0], *r[2:]] for r in rows[::step][: args.crop_rows]]
+    crop_sheet(picked, ["content", *methods], Path(args.crops), args.tile)
+    print(f"\ncontact sheet: {args.sheet}; full-size crops: {args.crops}")
 
 
 if __name__ == "__main__":
