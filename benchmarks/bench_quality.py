@@ -123,8 +123,11 @@ def peer_microast(data: Path) -> Callable[[Picture, Picture], Picture] | None:
 
     @torch.no_grad()
     def run(content: Picture, style: Picture) -> Picture:
-        out = network(content.rgb[None], resize_longer(style, 512).rgb[None], 1.0)
-        return Picture(out[0].clamp(0, 1))
+        # its network halves the size three times: pad to a multiple of 8 (reflected), crop back
+        h, w = content.rgb.shape[-2:]
+        x = torch.nn.functional.pad(content.rgb[None], (0, -w % 8, 0, -h % 8), mode="reflect")
+        out = network(x, resize_longer(style, 512).rgb[None], 1.0)
+        return Picture(out[0, :, :h, :w].clamp(0, 1).contiguous())
 
     return run
 
