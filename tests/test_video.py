@@ -272,8 +272,12 @@ def test_output_that_exists_is_kept(tmp_path: Path, capsys) -> None:  # noqa: AN
     assert probe(out).frames == 3
 
 
-def _no_video_stream(path: Path) -> Path:
-    with av.open(str(path), "w", format="mp4") as out:
+def _silence(path: Path, fmt: str, *, with_video: bool) -> Path:
+    """Half a second of silent AAC, beside an empty video stream if asked."""
+    with av.open(str(path), "w", format=fmt) as out:
+        if with_video:
+            v = out.add_stream("mpeg4", rate=10)
+            v.width, v.height, v.pix_fmt = W, H, "yuv420p"
         a = out.add_stream("aac", rate=8000, layout="mono")
         sound = av.AudioFrame.from_ndarray(np.zeros((1, 4000), np.float32), format="fltp",
                                            layout="mono")  # fmt: skip
@@ -281,19 +285,14 @@ def _no_video_stream(path: Path) -> Path:
         for packet in [*a.encode(sound), *a.encode(None)]:
             out.mux(packet)
     return path
+
+
+def _no_video_stream(path: Path) -> Path:
+    return _silence(path, "mp4", with_video=False)
 
 
 def _zero_frames(path: Path) -> Path:
-    with av.open(str(path), "w", format="avi") as out:  # a video stream, only audio packets
-        v = out.add_stream("mpeg4", rate=10)
-        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
-        a = out.add_stream("aac", rate=8000, layout="mono")
-        sound = av.AudioFrame.from_ndarray(np.zeros((1, 4000), np.float32), format="fltp",
-                                           layout="mono")  # fmt: skip
-        sound.sample_rate = 8000
-        for packet in [*a.encode(sound), *a.encode(None)]:
-            out.mux(packet)
-    return path
+    return _silence(path, "avi", with_video=True)  # a video stream, only audio packets
 
 
 def _truncated(path: Path) -> Path:

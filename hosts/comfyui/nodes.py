@@ -183,6 +183,12 @@ class StyleTransferNode:
             return str(exc)
         return True
 
+    def _task(self, widgets: dict[str, Any]) -> Any:
+        try:
+            return api.create_task(self.TASK, method=self.METHOD, **widgets)
+        except NSTError as exc:
+            raise StyleTransferError(str(exc)) from None
+
     def stylize(
         self,
         content: torch.Tensor,
@@ -196,14 +202,9 @@ class StyleTransferNode:
         # ComfyUI runs nodes under inference_mode; optimization needs autograd, and tensors made
         # in inference mode cannot enter a graph, so convert and run outside it.
         with torch.inference_mode(False), torch.enable_grad():
-            try:
-                task = api.create_task(TASK_ID, method=self.METHOD, **widgets)
-            except NSTError as exc:
-                raise StyleTransferError(str(exc)) from None
+            task = self._task(widgets)
             contents = _to_pictures(_plain(content), "content")
-            styles = [] if style is None else _to_pictures(_plain(style), "style")
-            if style_2 is not None:
-                styles += _to_pictures(_plain(style_2), "style_2")
+            styles = _styles(style, style_2)
             regions = len(styles) if self.NEEDS_STYLES else 1 + bool(widgets.get("second_model"))
             masks = _mask(None if mask is None else _plain(mask), regions)
             report = _reporter(cu, len(contents))
@@ -252,14 +253,9 @@ class VideoStyleTransferNode(StyleTransferNode):
     ) -> tuple[torch.Tensor, ...]:
         mm, cu = _comfy()
         with torch.inference_mode(False), torch.enable_grad():
-            try:
-                task = api.create_task(self.TASK, method=self.METHOD, **widgets)
-            except NSTError as exc:
-                raise StyleTransferError(str(exc)) from None
+            task = self._task(widgets)
             frames = _to_pictures(_plain(content), "content")
-            styles = [] if style is None else _to_pictures(_plain(style), "style")
-            if style_2 is not None:
-                styles += _to_pictures(_plain(style_2), "style_2")
+            styles = _styles(style, style_2)
             should_stop: Callable[[], bool] | None = mm.processing_interrupted if mm else None
             bar = cu.ProgressBar(len(frames)) if cu is not None else None
             out = []
@@ -279,6 +275,12 @@ class VideoStyleTransferNode(StyleTransferNode):
             except NSTError as exc:
                 raise StyleTransferError(f"{exc} (frame {len(out) + 1} of {len(frames)})") from None
         return (to_bhwc(out),)
+
+
+def _styles(style: Any, style_2: Any) -> list[Picture]:
+    """Every image of both style inputs (each batch may hold several styles)."""
+    styles = [] if style is None else _to_pictures(_plain(style), "style")
+    return styles + ([] if style_2 is None else _to_pictures(_plain(style_2), "style_2"))
 
 
 def _plain(t: Any) -> Any:
