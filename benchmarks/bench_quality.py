@@ -162,18 +162,11 @@ def detail_window(content: Picture, side: int) -> tuple[int, int]:
 
 def crop_sheet(rows: list[list[Picture]], labels: list[str], path: Path, side: int) -> None:
     """Full-size crops (no resampling) of each row's most detailed window, side by side."""
-    head = 18
-    sheet = Image.new("RGB", (side * len(labels), head + side * len(rows)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for j, label in enumerate(labels):
-        draw.text((j * side + 4, 3), label, fill="black")
-    for i, row in enumerate(rows):
+    cropped = []
+    for row in rows:
         y, x = detail_window(row[0], side)
-        for j, pic in enumerate(row):
-            crop = Picture(pic.rgb[:, y : y + side, x : x + side].contiguous())
-            sheet.paste(to_pil(crop).convert("RGB"), (j * side, head + i * side))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path, quality=92)
+        cropped.append([Picture(p.rgb[:, y : y + side, x : x + side].contiguous()) for p in row])
+    contact_sheet(cropped, labels, path, side)
 
 
 def main() -> None:

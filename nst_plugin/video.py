@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import shutil
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -351,7 +352,7 @@ def write_video(
     total = max(stream.info.frames, done)
     encoder: Encoder | None = None
     written = 0
-    started = _now()
+    started = time.perf_counter()
     try:
         with atomic_path(out) if fmt != "png" else contextlib.nullcontext("") as target:
             for frame in stream.frames(start=done, previous=previous):
@@ -376,7 +377,7 @@ def write_video(
                         Progress(
                             step=written,
                             total=max(total, written),
-                            elapsed=_now() - started,
+                            elapsed=time.perf_counter() - started,
                             size=picture.size,
                         )
                     )
@@ -400,12 +401,6 @@ def write_video(
     else:
         shutil.rmtree(work, ignore_errors=True)
     return out, encoder.note if encoder is not None else ""
-
-
-def _now() -> float:
-    import time
-
-    return time.perf_counter()
 
 
 def _prepare_work(work: Path, job: dict[str, Any]) -> int:
@@ -448,12 +443,3 @@ def _replace_folder(new: Path, out: Path) -> None:
         os.replace(out, old)
     os.replace(new, out)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def count_frames_done(out: Path) -> int:
-    """Frames a stopped write of `out` has kept (what a resume starts after)."""
-    work = out.parent / f".{out.name}.part"
-    done = 0
-    while (work / FRAME_NAME.format(done)).exists():
-        done += 1
-    return done

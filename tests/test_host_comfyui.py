@@ -351,6 +351,26 @@ def test_masks_and_two_style_inputs(nodes: dict[str, type], random_decoder_file:
     assert out.shape == (1, 24, 32, 3)
 
 
+def fake_comfy(monkeypatch: pytest.MonkeyPatch, updates: list, **model_management: Any) -> None:
+    """A `comfy` package with ComfyUI's ProgressBar (recording into `updates`) and these
+    model_management functions, importable as the nodes import it."""
+
+    class ProgressBar:
+        def __init__(self, total: int) -> None:
+            self.total = total
+
+        def update_absolute(self, value: int, total: int, preview: Any = None) -> None:
+            updates.append((value, total))
+
+    mm = types.SimpleNamespace(**model_management)
+    comfy_pkg = types.ModuleType("comfy")
+    comfy_pkg.model_management = mm  # type: ignore[attr-defined]
+    comfy_pkg.utils = types.SimpleNamespace(ProgressBar=ProgressBar)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "comfy", comfy_pkg)
+    monkeypatch.setitem(sys.modules, "comfy.model_management", mm)
+    monkeypatch.setitem(sys.modules, "comfy.utils", comfy_pkg.utils)
+
+
 def test_progress_and_interrupt_use_comfys_own(
     nodes: dict[str, type], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -361,23 +381,12 @@ def test_progress_and_interrupt_use_comfys_own(
     class Interrupted(Exception):
         pass
 
-    class ProgressBar:
-        def __init__(self, total: int) -> None:
-            self.total = total
-
-        def update_absolute(self, value: int, total: int, preview: Any = None) -> None:
-            updates.append((value, total))
-
-    mm = types.SimpleNamespace(
+    fake_comfy(
+        monkeypatch,
+        updates,
         processing_interrupted=lambda: len(updates) >= stop_after["n"],
         throw_exception_if_processing_interrupted=lambda: (_ for _ in ()).throw(Interrupted()),
     )
-    comfy_pkg = types.ModuleType("comfy")
-    comfy_pkg.model_management = mm  # type: ignore[attr-defined]
-    comfy_pkg.utils = types.SimpleNamespace(ProgressBar=ProgressBar)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "comfy", comfy_pkg)
-    monkeypatch.setitem(sys.modules, "comfy.model_management", mm)
-    monkeypatch.setitem(sys.modules, "comfy.utils", comfy_pkg.utils)
     node = nodes["NSTStyleTransfer_optimization"]
     inputs = {
         "content": bhwc(make_image(24, 32, "photo")),
@@ -402,20 +411,7 @@ def test_video_node_keeps_a_frame_batch_steady_with_comfys_progress(
     than the same batch stylized image by image; the progress bar counts frames."""
     updates: list[tuple[int, int]] = []
 
-    class ProgressBar:
-        def __init__(self, total: int) -> None:
-            self.total = total
-
-        def update_absolute(self, value: int, total: int, preview: Any = None) -> None:
-            updates.append((value, total))
-
-    mm = types.SimpleNamespace(processing_interrupted=lambda: False)
-    comfy_pkg = types.ModuleType("comfy")
-    comfy_pkg.model_management = mm  # type: ignore[attr-defined]
-    comfy_pkg.utils = types.SimpleNamespace(ProgressBar=ProgressBar)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "comfy", comfy_pkg)
-    monkeypatch.setitem(sys.modules, "comfy.model_management", mm)
-    monkeypatch.setitem(sys.modules, "comfy.utils", comfy_pkg.utils)
+    fake_comfy(monkeypatch, updates, processing_interrupted=lambda: False)
     big = make_image(48 + 6, 64 + 12, "photo")
     frames = bhwc(*[big[:, i : i + 48, 2 * i : 2 * i + 64] for i in range(6)])
     video = nodes["NSTVideoStyleTransfer_fast"]

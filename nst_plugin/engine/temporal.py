@@ -163,8 +163,8 @@ def blend_detail(
     distance 1.2-1.3x frame by frame's on bench_video.py's clips). So the mix's detail (what a
     Gaussian of DETAIL_SIGMA removes) is scaled back to the fresh frame's energy, per channel,
     on the carried pixels (a gain of 1 to 2)."""
+    mixed = blend(current, carried, weight)
     w = weight.to(current.device, current.dtype).view(1, 1, *weight.shape[-2:])
-    mixed = current + w * (carried - current)
     hp_cur, hp_mix = current - _blur(current, DETAIL_SIGMA), mixed - _blur(mixed, DETAIL_SIGMA)
     m = (w > 0).to(current.dtype)
     gain = ((hp_cur**2 * m).sum((2, 3)) / (hp_mix**2 * m).sum((2, 3)).clamp_min(1e-8)).sqrt()
