@@ -2,7 +2,9 @@
 
 Inference: milliseconds per image at 256, 512 and 1024 px (shipped decoder width), next to the
 floor = multiply-adds of encoder + decoder divided by this machine's measured 3x3 convolution
-throughput, so the ratio says how close to the hardware we run.
+throughput, so the ratio says how close to the hardware we run; one row per change, each on top
+of the one before: the v1 decoder (the paper's, no skips) contiguous in fp32, channels_last, bf16
+autocast (only where the CPU has native bf16, as the method does), the v2 skips.
 
 Training: images per second of one decoder update, for each change that made training cheaper,
 measured in this same run:
@@ -10,6 +12,7 @@ measured in this same run:
   cached      content relu4_1 and style moments precomputed (what `nst train adain` does)
   +ch_last    channels_last memory format for encoder and decoder (oneDNN's fast path on CPU)
   +half       half-width decoder (a quarter of its multiply-adds)
+  +skips      v2: the photo crops encoded to relu3_1 each step (no gradients) for the skips
 
     python benchmarks/bench_adain.py [--sizes 256 512 1024] [--repeat 3] [--train-steps 4]
 """
@@ -17,6 +20,7 @@ measured in this same run:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import time
 
@@ -26,14 +30,29 @@ from torch import nn
 
 from nst_plugin.engine.adain import (
     CONTENT_TAP,
+    SKIP_TAPS,
     STYLE_TAPS,
+    Decoder,
     adain_from_stats,
     calc_mean_std,
     make_decoder,
+    skip_features,
     style_moments,
     stylize,
 )
 from nst_plugin.engine.encoders import load_encoder
+from nst_plugin.engine.precision import autocast, bf16_enabled
+
+
+class BodyOnly(nn.Module):
+    """A v2 decoder run as v1: the paper's stack alone, the skips' inputs ignored."""
+
+    def __init__(self, decoder: Decoder) -> None:
+        super().__init__()
+        self.body = decoder.body
+
+    def forward(self, target: torch.Tensor, skips: object = None) -> torch.Tensor:
+        return self.body(target)
 
 
 def conv_macs(module: nn.Module, run: callable) -> int:  # type: ignore[valid-type]
@@ -84,36 +103,46 @@ def bench_inference(device: torch.device, sizes: list[int], repeat: int, width: 
     decoder = make_decoder(width).to(device).eval()
     style = torch.rand(1, 3, 512, 512, device=device)
     moments = [style_moments(encoder, style)]
+    bf16 = bf16_enabled(device)
     print(f"\n### AdaIN inference on {device} ({width} decoder, style moments precomputed)\n")
-    print("| size | layout | ms / image | GMACs | floor ms | ratio to floor |")
-    print("|---|---|---|---|---|---|")
-    for channels_last in (False, True):
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
-        enc, dec = encoder.to(memory_format=fmt), decoder.to(memory_format=fmt)
-        gflops = conv_throughput(device, channels_last)
-        for size in sizes:
+    print("| size | variant | ms / image | GMACs | floor ms | ratio to floor | gain |")
+    print("|---|---|---|---|---|---|---|")
+    variants = [("v1, contiguous, fp32", False, False, False)]
+    variants.append(("+ channels_last", True, False, False))
+    if bf16:
+        variants.append(("+ bf16 autocast", True, True, False))
+    variants.append(("+ v2 skips", True, bf16, True))
+    gflops = {cl: conv_throughput(device, cl) for cl in (False, True)}
+    for size in sizes:
+        base = None
+        for name, channels_last, half, skips in variants:
+            fmt = torch.channels_last if channels_last else torch.contiguous_format
+            enc, dec = encoder.to(memory_format=fmt), decoder.to(memory_format=fmt)
+            dec = dec if skips else BodyOnly(dec)
             x = torch.rand(1, 3, size, size, device=device).contiguous(memory_format=fmt)
-            z = torch.zeros(1, 512, size // 8, size // 8, device=device)
-            macs = conv_macs(enc, lambda e=enc, x=x: e(x, [CONTENT_TAP])) + conv_macs(
-                dec, lambda d=dec, z=z: d(z)
-            )
             with torch.no_grad():
-                stylize(enc, dec, x, moments)
-                _sync(device)
-                t = time.perf_counter()
-                for _ in range(repeat):
+                feats = enc(x, [*SKIP_TAPS, CONTENT_TAP])
+                z, sk = feats[CONTENT_TAP], skip_features(feats)
+                macs = conv_macs(enc, lambda e=enc, x=x: e(x, [CONTENT_TAP]))
+                macs += conv_macs(dec, lambda d=dec, z=z, sk=sk: d(z, sk))
+                context = autocast(device) if half else contextlib.nullcontext()
+                with context:
                     stylize(enc, dec, x, moments)
-                _sync(device)
+                    _sync(device)
+                    t = time.perf_counter()
+                    for _ in range(repeat):
+                        stylize(enc, dec, x, moments)
+                    _sync(device)
             ms = (time.perf_counter() - t) / repeat * 1000
-            floor = 2 * macs / (gflops * 1e9) * 1000
-            layout = "channels_last" if channels_last else "contiguous"
+            base = base or ms
+            floor = 2 * macs / (gflops[channels_last] * 1e9) * 1000
             print(
-                f"| {size} | {layout} | {ms:.0f} | {macs / 1e9:.1f} | {floor:.0f} | "
-                f"{ms / floor:.2f} |"
+                f"| {size} | {name} | {ms:.0f} | {macs / 1e9:.1f} | {floor:.0f} | "
+                f"{ms / floor:.2f} | {base / ms:.2f}x |"
             )
     print(
-        f"\nmeasured 3x3 conv throughput: {conv_throughput(device, True):.0f} GFLOP/s "
-        "(channels_last)"
+        f"\nmeasured 3x3 conv throughput: {gflops[True]:.0f} GFLOP/s (channels_last, fp32); "
+        f"bf16 {'native: autocast on' if bf16 else 'not native here: fp32 only'}"
     )
 
 
@@ -125,15 +154,17 @@ def bench_training(device: torch.device, steps: int, batch: int, crop: int) -> N
     print("| variant | s / step | images / s | gain vs paper |")
     print("|---|---|---|---|")
     base = None
-    for name, cached, channels_last, width in (
-        ("paper (encode content, style, output; full decoder)", False, False, "full"),
-        ("cached content features + style moments", True, False, "full"),
-        ("+ channels_last", True, True, "full"),
-        ("+ half-width decoder", True, True, "half"),
+    for name, cached, channels_last, width, skips in (
+        ("paper (encode content, style, output; full decoder)", False, False, "full", False),
+        ("cached content features + style moments", True, False, "full", False),
+        ("+ channels_last", True, True, "full", False),
+        ("+ half-width decoder", True, True, "half", False),
+        ("+ v2 skips (photo to relu3_1 each step)", True, True, "half", True),
     ):
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         enc = encoder.to(memory_format=fmt)
-        dec = make_decoder(width).to(device).to(memory_format=fmt)
+        full = make_decoder(width).to(device).to(memory_format=fmt)
+        dec = full if skips else BodyOnly(full)
         opt = torch.optim.Adam(dec.parameters(), 1e-4)
         with torch.no_grad():
             c_feat = enc(content, [CONTENT_TAP])[CONTENT_TAP]
@@ -145,6 +176,7 @@ def bench_training(device: torch.device, steps: int, batch: int, crop: int) -> N
             dec: nn.Module = dec,
             opt: torch.optim.Optimizer = opt,
             cached: bool = cached,
+            skips: bool = skips,
             fmt: torch.memory_format = fmt,
             c_feat: torch.Tensor = c_feat,
             s_stats: dict = s_stats,
@@ -156,8 +188,12 @@ def bench_training(device: torch.device, steps: int, batch: int, crop: int) -> N
                     feat = enc(content.contiguous(memory_format=fmt), [CONTENT_TAP])[CONTENT_TAP]
                     taps = enc(style.contiguous(memory_format=fmt), STYLE_TAPS)
                     stats = {t: calc_mean_std(taps[t]) for t in STYLE_TAPS}
+            sk = None
+            if skips:
+                with torch.no_grad():
+                    sk = skip_features(enc(content.contiguous(memory_format=fmt), SKIP_TAPS))
             target = adain_from_stats(feat, *stats[CONTENT_TAP])
-            out = dec(target.contiguous(memory_format=fmt))
+            out = dec(target.contiguous(memory_format=fmt), sk)
             taps_o = enc(out, STYLE_TAPS)
             loss = F.mse_loss(taps_o[CONTENT_TAP], target)
             for t in STYLE_TAPS:

@@ -45,6 +45,11 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
     from .engine.training import FastSettings, TrainSettings
 
     adain.add_argument("--style-dir", required=True, help="folder of artworks")
+    adain.add_argument(
+        "--init",
+        help="continue this decoder file's training (weights, optimizer, steps) into --out, "
+        "the file untouched; also moves a decoder of the previous architecture to this one",
+    )
     fast.add_argument("--style", required=True, help="the painting (image file)")
     fast.add_argument("--init", help="start from this style model's weights (a warm start)")
     fast.add_argument("--style-size", type=int, default=512, help="painting's longer side in px")
@@ -131,7 +136,13 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.trainer == "adain":
         from .train_adain import train_adain
 
-        train_adain(**common, style_dir=args.style_dir, cache_dir=args.cache_dir, settings=settings)
+        train_adain(
+            **common,
+            style_dir=args.style_dir,
+            init=args.init,
+            cache_dir=args.cache_dir,
+            settings=settings,
+        )
         return 0
     from .train_fast import train_fast
 

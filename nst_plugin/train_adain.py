@@ -1,7 +1,9 @@
 """`nst train adain`: train (or resume) the AdaIN decoder from folders of photos and artworks.
 
 Checkpoints are written atomically every few minutes, at the time limit and on Ctrl-C, so a run
-can be stopped at any moment without losing more than the current step.
+can be stopped at any moment without losing more than the current step. `--init OLD` continues
+another file's training (weights, optimizer, step count) into a new file, OLD untouched; it is
+how a decoder of the previous architecture moves to this one.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def train_adain(
     steps: int,
     resume: bool = False,
     overwrite: bool = False,
+    init: str | None = None,
     time_limit_min: float | None = None,
     checkpoint_every: int = 100,
     checkpoint_minutes: float = 5.0,
@@ -50,15 +53,18 @@ def train_adain(
     out_path = checked_output(out, resume=resume, overwrite=overwrite)
     overrides = {k: v for k, v in (settings or {}).items() if v is not None}
     decoder = state = adam = scales = None
-    if resume and out_path.exists():
-        decoder, meta = load_decoder(out_path)
-        tensors, _ = read_checkpoint(out_path)
+    if resume and init:
+        raise InputError("--init starts a new file from another; it cannot go with --resume")
+    source = out_path if resume and out_path.exists() else init
+    if source is not None:
+        decoder, meta = load_decoder(source, upgrade=source == init)
+        tensors, _ = read_checkpoint(source, upgrade=source == init)
         recorded = {
             k: v for k, v in meta["settings"].items() if k in TrainSettings.__dataclass_fields__
         }
         if "width" in overrides and overrides["width"] != meta["width"]:
             raise InputError(
-                f"{out_path} holds a {meta['width']} decoder; cannot resume as {overrides['width']}"
+                f"{source} holds a {meta['width']} decoder; cannot resume as {overrides['width']}"
             )
         train_settings = TrainSettings(**{**recorded, **overrides})
         state = TrainState(**meta["state"])
@@ -155,7 +161,7 @@ def _write_samples(trainer: AdaINTrainer, samples: dict[str, Any], path: Path) -
     for feat, pix, row in zip(samples["feats"], samples["pixels"], samples["rows"]):
         mean = data.style_mean[CONTENT_TAP][row].view(1, -1, 1, 1).float()
         std = data.style_std[CONTENT_TAP][row].view(1, -1, 1, 1).float()
-        out = trainer.preview(feat[None], mean, std)[0]
+        out = trainer.preview(feat[None], pix[None], mean, std)[0]
         h, w = pix.shape[-2:]
         style = pix.new_zeros(3, h, w)
         if data.style_rows:

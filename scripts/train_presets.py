@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40_000, help="train each until this many steps")
     ap.add_argument("--style-weight", type=float, default=None, help="override for all")
     ap.add_argument("--crop", type=int, default=None, help="training crop (px), override for all")
+    ap.add_argument("--tv-weight", type=float, default=None, help="total-variation weight, for all")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -61,7 +62,8 @@ def main() -> None:
             info={"name": name, "title": title, "artist": artist, "painting": painting,
                   "year": year, "licence": "public domain (the painting); weights MIT",
                   "source": source},
-            settings={"style_weight": args.style_weight, "crop": args.crop}, quiet=True,
+            settings={"style_weight": args.style_weight, "crop": args.crop,
+                      "tv_weight": args.tv_weight}, quiet=True,
         )  # fmt: skip
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from nst_plugin.engine import adain
-from nst_plugin.engine.checkpoints import load_decoder, save_checkpoint
+from nst_plugin.engine.checkpoints import content_hash, load_decoder, save_checkpoint
 from nst_plugin.engine.encoders import random_vgg
 from nst_plugin.engine.errors import WeightsError
 
@@ -38,11 +39,27 @@ def test_interpolation_weights_applied():
     assert torch.allclose(std, torch.full_like(std, 2.5))
 
 
+def _skips(h: int, w: int) -> list[torch.Tensor]:
+    """Skip inputs for a relu4_1 map of h x w cells: relu3_1, relu2_1, relu1_1 sizes."""
+    return [torch.randn(1, c, h * f, w * f) for c, f in ((256, 2), (128, 4), (64, 8))]
+
+
 @pytest.mark.parametrize("width", ["full", "half"])
 def test_decoder_upsamples_by_eight(width):
     dec = adain.make_decoder(width)
-    assert dec(torch.zeros(1, 512, 3, 5)).shape == (1, 3, 24, 40)
-    assert adain.decoder_width(dec) == width
+    assert dec(torch.zeros(1, 512, 3, 5), _skips(3, 5)).shape == (1, 3, 24, 40)
+    assert dec.width == width
+
+
+def test_skips_start_at_zero_and_then_carry_the_content():
+    torch.manual_seed(0)
+    dec = adain.make_decoder("half")
+    target, skips = torch.randn(1, 512, 3, 5), _skips(3, 5)
+    assert torch.equal(dec(target, skips), dec.body(target))  # a v1 decoder's own output
+    for conv in dec.skips:
+        torch.nn.init.normal_(conv.weight, std=0.1)
+    other = [torch.randn_like(s) for s in skips]
+    assert not torch.allclose(dec(target, skips), dec(target, other))
 
 
 @pytest.mark.parametrize(("h", "w"), [(33, 47), (8, 8), (61, 20)])
@@ -60,8 +77,8 @@ def test_alpha_and_masks():
     enc, dec = random_vgg(), adain.make_decoder("half")
     content = torch.rand(1, 3, 32, 32)
     moments = [adain.style_moments(enc, torch.rand(1, 3, 32, 32) * 0.2)]
-    feat = enc(content, ["relu4_1"])["relu4_1"]
-    recon = dec(feat).clamp(0, 1)
+    feats = enc(content, [*adain.SKIP_TAPS, "relu4_1"])
+    recon = dec(feats["relu4_1"], adain.skip_features(feats)).clamp(0, 1)
     options = adain.AdaINOptions(alpha=0.0)
     assert torch.allclose(
         adain.stylize(enc, dec, content, moments, options=options), recon, atol=1e-5
@@ -95,3 +112,20 @@ def test_decoder_file_round_trip_and_corruption(tmp_path):
         load_decoder(tmp_path / "junk.safetensors")
     with pytest.raises(WeightsError, match="not found"):
         load_decoder(tmp_path / "missing.safetensors")
+
+
+def test_a_v1_decoder_file_is_refused_by_name_and_upgraded_on_request(tmp_path):
+    """v1 files (the paper's decoder alone) load only through `--init`, drawing as before."""
+    torch.manual_seed(0)
+    body = adain.make_body("half")
+    tensors = {f"decoder.{k}": v.contiguous() for k, v in body.state_dict().items()}
+    path = tmp_path / "v1.safetensors"
+    meta = {"format": "nst-plugin/adain-decoder", "architecture_version": "1", "width": "half",
+            "encoder": "vgg19", "settings": "{}", "state": "{}"}  # fmt: skip
+    meta["sha256"] = content_hash(tensors)
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(WeightsError, match=r"architecture v1, this version reads v2.*--init"):
+        load_decoder(path)
+    dec, _ = load_decoder(path, upgrade=True)
+    target = torch.randn(1, 512, 2, 3)
+    assert torch.allclose(dec(target, _skips(2, 3)), body(target))

@@ -158,3 +158,28 @@ def test_structure_term_is_zero_for_the_photo_itself():
     x = torch.rand(2, 8, 6, 6)
     assert float(torch.nn.functional.mse_loss(normalized(x), normalized(x.clone()))) == 0.0
     assert normalized(x * 3 + 5).allclose(normalized(x), atol=1e-3)
+
+
+def test_init_moves_a_v1_decoder_to_a_new_file_and_keeps_counting(folders, tmp_path):
+    """A v1 file (the paper's decoder, no skips) continues into a new v2 file, left untouched."""
+    from safetensors.torch import save_file
+
+    from nst_plugin.engine.checkpoints import content_hash
+
+    with pytest.warns(UserWarning):
+        _train(folders, tmp_path / "v2.safetensors", 3)
+    tensors, meta = read_checkpoint(tmp_path / "v2.safetensors")
+    old = {k.replace(".body.", "."): v for k, v in tensors.items() if ".skips." not in k}
+    raw = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in meta.items()}
+    raw.update(architecture_version="1", sha256=content_hash(old))
+    v1 = tmp_path / "v1.safetensors"
+    save_file(old, str(v1), metadata=raw)
+    before = v1.read_bytes()
+    with pytest.raises(InputError, match="cannot go with --resume"):
+        _train(folders, tmp_path / "new.safetensors", 5, init=str(v1), resume=True)
+    with pytest.warns(UserWarning):
+        state = _train(folders, tmp_path / "new.safetensors", 5, init=str(v1))
+    assert state.step == 5 and v1.read_bytes() == before
+    decoder, meta = load_decoder(tmp_path / "new.safetensors")
+    assert meta["architecture_version"] == "2"
+    assert any(conv.weight.abs().sum() > 0 for conv in decoder.skips)  # the skips learned

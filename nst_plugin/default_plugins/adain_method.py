@@ -8,6 +8,7 @@ import torch
 
 from ..engine import adain, color
 from ..engine.padding import pad_to_multiple
+from ..engine.precision import autocast
 from ..engine.progress import Progress, ProgressCallback, StopCheck
 from ..hookspecs import hookimpl
 from ..methods import MethodSpec, StyleRequest
@@ -37,8 +38,7 @@ def run(
             style = color.match_color(style, content)
         key = _moments.key(style, dev)
         moments.append(_moments.get(key, lambda s=style: _style_moments(encoder, s)))
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    with autocast:
+    with autocast(device):
         out = adain.stylize(
             encoder,
             decoder,

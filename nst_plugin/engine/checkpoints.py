@@ -3,6 +3,9 @@
 One file is both the shipped model and the training checkpoint: tensors `decoder.*` are the
 weights, `adam.*` the optimizer moments and `loss_scale.*` the loss normalisation a resumed run
 must keep; the metadata holds the architecture, encoder, training settings and state as JSON.
+A file of an older architecture is refused with its version named; `read_checkpoint(...,
+upgrade=True)` (what `nst train adain --init` uses) lifts a v1 file to v2: its weights become the
+decoder's body and the skip connections start at zero, so the decoder draws exactly as before.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .adain import DECODER_VERSION, make_decoder
+from .adain import DECODER_VERSION, Decoder, make_decoder
 from .atomic import atomic_path
 from .errors import WeightsError
 from .hashing import weights_hash
@@ -59,7 +62,9 @@ def save_checkpoint(
     return digest
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_checkpoint(
+    path: str | os.PathLike, *, upgrade: bool = False
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and parsed metadata, after checking format, version and hash."""
     path = Path(path)
     if not path.is_file():
@@ -76,21 +81,39 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise WeightsError(
             f"{path} is not an nst-plugin AdaIN decoder (format {raw.get('format')!r})"
         )
-    if raw.get("architecture_version") != str(DECODER_VERSION):
+    version = raw.get("architecture_version")
+    if version != str(DECODER_VERSION) and not (upgrade and version == "1"):
+        hint = " (start a new file from it: nst train adain --init OLD --out NEW)"
         raise WeightsError(
-            f"{path} holds decoder architecture v{raw.get('architecture_version')}, "
-            f"this version reads v{DECODER_VERSION}"
+            f"{path} holds decoder architecture v{version}, this version reads "
+            f"v{DECODER_VERSION}" + (hint if version == "1" else "")
         )
     if content_hash(tensors) != raw.get("sha256"):
         raise WeightsError(f"{path} is corrupt: its weights do not match their recorded SHA-256")
+    if version == "1":
+        tensors = _upgrade_v1(tensors, raw["width"])
     meta: dict[str, Any] = dict(raw)
     meta["settings"] = json.loads(raw.get("settings", "{}"))
     meta["state"] = json.loads(raw.get("state", "{}"))
     return tensors, meta
 
 
-def load_decoder(path: str | os.PathLike) -> tuple[torch.nn.Sequential, dict[str, Any]]:
-    tensors, meta = read_checkpoint(path)
+def _upgrade_v1(tensors: dict[str, torch.Tensor], width: str) -> dict[str, torch.Tensor]:
+    """v1's `decoder.N.*` become `decoder.body.N.*`; the skips get their zero initialisation.
+    Adam's moments are numbered by parameter, body first, so they keep their numbers."""
+    out = {
+        (key.replace("decoder.", "decoder.body.", 1) if key.startswith("decoder.") else key): value
+        for key, value in tensors.items()
+    }
+    for key, value in Decoder(width).skips.state_dict().items():
+        out[f"decoder.skips.{key}"] = value
+    return out
+
+
+def load_decoder(
+    path: str | os.PathLike, *, upgrade: bool = False
+) -> tuple[Decoder, dict[str, Any]]:
+    tensors, meta = read_checkpoint(path, upgrade=upgrade)
     decoder = make_decoder(meta["width"])
     weights = {k[len("decoder.") :]: v for k, v in tensors.items() if k.startswith("decoder.")}
     try:

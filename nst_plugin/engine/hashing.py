@@ -15,5 +15,6 @@ def weights_hash(tensors: dict[str, torch.Tensor], prefixes: tuple[str, ...]) ->
     for name in sorted(k for k in tensors if k.startswith(prefixes)):
         t = tensors[name].detach().cpu().contiguous()
         digest.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # reshape: a 1x1 convolution in channels_last is "contiguous" with a last stride > 1
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()

@@ -2,8 +2,9 @@
 
 A step of the paper encodes the content, the style and the output. Here the content's relu4_1
 features (of whole images, cropped at random in feature space) and the styles' per-layer moments
-are computed once, before training (see `nst_plugin.training_data`); a step runs the decoder and
-one encoder pass with its backward on the output only.
+are computed once, before training (see `nst_plugin.training_data`); a step encodes the photo
+crops to relu3_1 without gradients (the decoder's skips, too large to cache), runs the decoder
+and one encoder pass with its backward on the output.
 
 Our Caffe VGG-19 is not the paper's normalised VGG (its activations are 20-400x larger), so each
 tapped layer is divided per channel by its mean activation over the style set: that is exactly
@@ -26,11 +27,13 @@ from torch import nn
 from . import fast
 from .adain import (
     CONTENT_TAP,
+    SKIP_TAPS,
     STYLE_TAPS,
     adain_from_stats,
     calc_mean_std,
     make_decoder,
     normalized,
+    skip_features,
 )
 from .encoders import VGGEncoder
 from .errors import Cancelled, InputError
@@ -294,9 +297,12 @@ class AdaINTrainer(Trainer):
         t1 = time.perf_counter()
         cuda = self.device.type == "cuda"
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda)
+        with torch.no_grad(), autocast:
+            photo = self.encoder(pixels, SKIP_TAPS)
+        skips = skip_features(photo)
         if self.state.step < s.recon_steps:
             with autocast:
-                out = self.decoder(feat)
+                out = self.decoder(feat, skips)
             t2 = t3 = self._clock()
             loss = F.l1_loss(out.float(), pixels)
             losses = {"recon": loss.item()}
@@ -305,7 +311,7 @@ class AdaINTrainer(Trainer):
             std4 = self.style_std[CONTENT_TAP][styles].view(len(styles), -1, 1, 1)
             target = adain_from_stats(feat, mean4, std4)
             with autocast:
-                out = self.decoder(target)
+                out = self.decoder(target, skips)
                 t2 = self._clock()
                 taps = self.encoder(out, STYLE_TAPS)
             t3 = self._clock()
@@ -322,20 +328,22 @@ class AdaINTrainer(Trainer):
             losses = {"content": content.item(), "style": style.item()}
             if s.structure_weight > 0:
                 # the photo's crop gets the same zero padding as the output, so no margin here
-                with torch.no_grad(), autocast:
-                    photo = self.encoder(pixels, [STRUCTURE_TAP])[STRUCTURE_TAP]
-                structure = structure_loss(taps[STRUCTURE_TAP].float(), photo.float())
+                photo_map = photo[STRUCTURE_TAP].float()
+                structure = structure_loss(taps[STRUCTURE_TAP].float(), photo_map)
                 loss = loss + s.structure_weight * structure
                 losses["structure"] = structure.item()
         self._update(loss)
         return self._account((t0, t1, t2, t3, self._clock()), loss, losses)
 
     @torch.no_grad()
-    def preview(self, feats: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    def preview(
+        self, feats: torch.Tensor, pixels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+    ) -> torch.Tensor:
         self.decoder.eval()
         try:
-            target = adain_from_stats(*(t.to(self.device) for t in (feats, mean, std)))
-            return self.decoder(target).clamp(0, 1).float().cpu()
+            feats, pixels, mean, std = (t.to(self.device) for t in (feats, pixels, mean, std))
+            skips = skip_features(self.encoder(pixels, SKIP_TAPS))
+            return self.decoder(adain_from_stats(feats, mean, std), skips).clamp(0, 1).float().cpu()
         finally:
             self.decoder.train()
 
