@@ -216,10 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     curves.add_argument("--curves", action="store_true", help="curves instead of s/step")
     curves.add_argument("--pairs", type=int, default=6, help="eval photo x painting pairs")
     curves.add_argument("--size", type=int, default=512, help="output's longer side")
-    curves.add_argument("--schedules", default="50:25,100:50,300:300", help="coarse:full passes")
+    curves.add_argument(
+        "--schedules",
+        default="50:25,100:50,300:300",
+        help="coarse:full passes, comma-separated; COARSE:FULL@W also sets style_weight W",
+    )
     curves.add_argument("--pastiche-steps", type=int, default=200, help="0: leave pastiche out")
     curves.add_argument("--every", type=int, default=10, help="snapshot every N steps")
     curves.add_argument("--plot", type=Path, default=ROOT / "docs/images/time-to-quality.png")
+    curves.add_argument("--sheet", type=Path, help="contact sheet of the final images (JPEG/PNG)")
     args = parser.parse_args(argv)
     if args.curves:
         return _curves(args)
@@ -308,9 +313,9 @@ def _curves(args: argparse.Namespace) -> int:
     # spread over the photos and cycle through the paintings: every pair is a new combination
     step = max(1, len(photos) // args.pairs)
     pairs = [(photos[i * step], paintings[i % len(paintings)]) for i in range(args.pairs)]
-    schedules = [tuple(int(n) for n in s.split(":")) for s in args.schedules.split(",")]
+    schedules = [optimization_curves.Schedule.parse(s) for s in args.schedules.split(",")]
     optimization_curves.run(pairs, args.size, schedules, args.pastiche_steps, args.every,
-                            args.plot)  # fmt: skip
+                            args.plot, args.sheet)  # fmt: skip
     return 0
 
 

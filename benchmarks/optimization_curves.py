@@ -1,14 +1,16 @@
 """Time to quality of our Gatys method against pastiche (`bench_optimization.py --curves`).
 
 For each photo x painting pair at one size, in one run: our method through the task API at
-several pass schedules (coarse:full passes, e.g. 100:50), snapshotting the image every few
+several pass schedules (coarse:full passes, e.g. 100:50; 300:50@30 also sets style_weight 30),
+snapshotting the image every few
 steps with its elapsed time, and pastiche's CLI at --pastiche-steps (its own workspace images
 every 25 steps, their times from its per-step log). Each snapshot is scored with
 bench_quality's measures (style distance, content distance, SSIM against the photo); coarse
 snapshots are upsampled to the output size first, as the run would return them if stopped then.
 
 Writes a markdown table (each schedule's end point and pastiche at 100 and 200 steps, means over
-the pairs) and a plot of the three measures against seconds (matplotlib, the `bench` extra).
+the pairs), a plot of the three measures against seconds (matplotlib, the `bench` extra) and a
+contact sheet of every run's final image, a row per pair, to look at.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import torch
 from bench_optimization import pastiche_steps
-from bench_quality import distances, ssim_grey
+from bench_quality import contact_sheet, distances, ssim_grey
 
 import nst_plugin as nst
 from nst_plugin.images import Picture, resize_longer, resize_to
@@ -34,6 +36,7 @@ class Curve:
 
     label: str
     points: list[tuple[float, float, float, float]] = field(default_factory=list)
+    final: Picture | None = None
 
 
 def _score(image: Picture, content: Picture, style: Picture) -> tuple[float, float, float]:
@@ -43,15 +46,37 @@ def _score(image: Picture, content: Picture, style: Picture) -> tuple[float, flo
     return sd, cd, ssim_grey(image, content)
 
 
-def ours(content: Picture, style: Picture, coarse: int, full: int, every: int) -> Curve:
+@dataclass(frozen=True)
+class Schedule:
+    """Passes per coarse scale and at full size, and the style weight (None: the default)."""
+
+    coarse: int
+    full: int
+    style_weight: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Schedule:
+        passes, _, weight = text.partition("@")
+        coarse, full = (int(n) for n in passes.split(":"))
+        return cls(coarse, full, float(weight) if weight else None)
+
+    @property
+    def label(self) -> str:
+        weight = "" if self.style_weight is None else f" @{self.style_weight:g}"
+        return f"ours {self.coarse}:{self.full}{weight}"
+
+
+def ours(content: Picture, style: Picture, schedule: Schedule, every: int) -> Curve:
     """One run at a schedule; a snapshot every `every` steps and the final image."""
+    weight = {} if schedule.style_weight is None else {"style_weight": schedule.style_weight}
     task = nst.create_task(
         "nst.style_transfer",
         method="optimization",
         size=0,
-        coarse_iterations=coarse,
-        iterations=full,
+        coarse_iterations=schedule.coarse,
+        iterations=schedule.full,
         preview_every=every,
+        **weight,
     )
     shots: list[tuple[float, Picture]] = []
 
@@ -62,7 +87,7 @@ def ours(content: Picture, style: Picture, coarse: int, full: int, every: int) -
     started = time.perf_counter()
     result = task.run({"content": content, "styles": [style]}, on_progress=keep)
     end = time.perf_counter() - started  # what a user waits, targets and all
-    curve = Curve(f"ours {coarse}:{full}")
+    curve = Curve(schedule.label, final=result["image"])
     for seconds, image in [*shots, (end, result["image"])]:
         curve.points.append((seconds, *_score(image, content, style)))
     return curve
@@ -80,7 +105,7 @@ def pastiche(content_path: Path, style_path: Path, size: int, steps: int) -> Cur
             return None
         content = resize_longer(nst.load_image(content_path), size)
         style = resize_longer(nst.load_image(style_path), size)
-        curve = Curve("pastiche")
+        curve = Curve("pastiche", final=nst.load_image(Path(tmp) / "out.png"))
         for path in sorted(Path(tmp).glob("*.png")):
             m = re.search(r"(\d+)\.png$", path.name)
             if not m or int(m.group(1)) not in elapsed or int(m.group(1)) == 0:
@@ -91,26 +116,35 @@ def pastiche(content_path: Path, style_path: Path, size: int, steps: int) -> Cur
         return curve
 
 
-def run(pairs: list[tuple[Path, Path]], size: int, schedules: list[tuple[int, int]],
-        pastiche_steps: int, every: int, plot: Path) -> None:  # fmt: skip
+def run(pairs: list[tuple[Path, Path]], size: int, schedules: list[Schedule],
+        pastiche_steps: int, every: int, plot: Path, sheet: Path | None) -> None:  # fmt: skip
     curves: dict[str, list[Curve]] = {}
+    rows: list[list[Picture]] = []
     warm = resize_longer(nst.load_image(pairs[0][0]), 64)
-    ours(warm, warm, 1, 1, 0)  # loads VGG-19 once, outside every timed run
+    ours(warm, warm, Schedule(1, 1), 0)  # loads VGG-19 once, outside every timed run
     for i, (content_path, style_path) in enumerate(pairs):
         content = resize_longer(nst.load_image(content_path), size)
         style = resize_longer(nst.load_image(style_path), size)
         print(f"[{i + 1}/{len(pairs)}] {content_path.stem} x {style_path.stem}", flush=True)
-        for coarse, full in schedules:
-            curve = ours(content, style, coarse, full, every)
+        row = [content, style]
+        for schedule in schedules:
+            curve = ours(content, style, schedule, every)
             curves.setdefault(curve.label, []).append(curve)
+            row.append(curve.final)
             print(f"  {curve.label}: {_fmt(curve.points[-1])}", flush=True)
         if pastiche_steps:
             curve = pastiche(content_path, style_path, size, pastiche_steps)
             if curve is not None:
                 curves.setdefault("pastiche", []).append(curve)
+                row.append(curve.final)
                 print(f"  pastiche {pastiche_steps}: {_fmt(curve.points[-1])}", flush=True)
+        rows.append(row)
     _table(curves, pastiche_steps)
     _plot(curves, plot, size, len(pairs))
+    if sheet is not None:
+        labels = ["content", "style", *(s.label for s in schedules)]
+        contact_sheet(rows, labels + ["pastiche"] * bool(pastiche_steps), sheet, 256)
+        print(f"sheet: {sheet}")
 
 
 def _fmt(point: tuple[float, float, float, float]) -> str:

@@ -348,3 +348,15 @@ def test_the_encoder_is_a_parameter_fed_by_the_registry(tmp_path, monkeypatch) -
     assert out.size == (32, 24) and nst_tiny_vgg.CALLS == ["max"]
     with pytest.raises(InputError, match="'encoder' must be one of"):
         nst.create_task("nst.style_transfer", method="optimization", encoder="vgg99")
+
+
+def test_a_finer_scale_starts_with_the_photos_fine_detail() -> None:
+    """The upsampled coarse result alone is blurred; the photo's band above the coarse size is
+    added back, so a coarse result that kept the photo gives the photo itself, edges and all."""
+    photo = _content(64, 64)
+    photo[..., ::4, :] = 1.0  # fine stripes a 16 px scale cannot hold
+    coarse = optimization._resize(photo, (16, 16))
+    upsampled = optimization._resize(coarse, (64, 64))
+    start = optimization._with_detail(upsampled, photo, (16, 16), (64, 64))
+    assert (upsampled - photo).abs().mean() > 0.05
+    assert torch.allclose(start, photo, atol=1e-5)
