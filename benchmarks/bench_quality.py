@@ -187,6 +187,7 @@ def main() -> None:
     )
     parser.add_argument("--decoder", default="", help="AdaIN decoder file (default: shipped)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N pairs")
+    parser.add_argument("--stride", type=int, default=1, help="every Nth pair (a quick check)")
     parser.add_argument("--sheet", default="benchmarks/results/quality-sheet.jpg")
     parser.add_argument("--tile", type=int, default=192)
     parser.add_argument("--crops", default="benchmarks/results/quality-crops.jpg")
@@ -196,7 +197,7 @@ def main() -> None:
     data = Path(args.data)
     contents = sorted((data / ("eval-content" if args.set == "eval" else "content")).glob("*.jpg"))
     styles = sorted((data / "styles").glob("*.jpg"))
-    pairs = [(c, s) for c in contents for s in styles][: args.limit or None]
+    pairs = [(c, s) for c in contents for s in styles][:: args.stride][: args.limit or None]
     factories: dict[str, Callable[[], Callable | None]] = {
         "adain": lambda: our_method("adain", alpha=1.0, decoder=args.decoder),
         "adain-0.5": lambda: our_method("adain", alpha=0.5, decoder=args.decoder),
