@@ -115,7 +115,9 @@ class Decoder(nn.Module):
     Departure from the paper: redrawn from relu4_1 alone (8 px cells), edges come out soft and
     fine detail (masts, windows) smeared. So after each upsampling a 1x1 convolution adds the
     content's relu3_1, relu2_1, relu1_1 at that resolution, each channel normalised to zero mean
-    and unit spread: the photo's patterns, not its colours or contrast, which stay the style's.
+    and unit spread: the photo's patterns, without each map's level and contrast. (Which colours
+    form a relu1_1 pattern survives normalising; early v2 training lets strong photo colours
+    through, which the style loss has to work against.)
     The skips start at zero, so a v1 decoder's weights (the body alone) give its own output.
     """
 

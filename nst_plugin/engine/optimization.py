@@ -625,7 +625,7 @@ def stylize(
         if index and run.out_of_time():
             break  # the budget is spent: the best image so far, upsampled below
         start = _resize(image, size)
-        if index and carried is None:
+        if index:  # a carried (video) frame runs one scale only
             start = _with_detail(start, content, sizes[index - 1], size)
         image = _run_scale(run, index, start)
     image = _resize(image, tuple(content.shape[-2:]))
