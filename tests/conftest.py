@@ -16,7 +16,7 @@ import torch
 from nst_plugin import plugins
 from nst_plugin.engine import fast
 from nst_plugin.engine.adain import make_decoder
-from nst_plugin.engine.checkpoints import save_checkpoint
+from nst_plugin.engine.checkpoints import content_hash, save_checkpoint
 from nst_plugin.engine.style_models import StyleModelInfo, save_style_model
 from nst_plugin.images import Picture, to_pil
 
@@ -155,3 +155,17 @@ def style_model_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     monkeypatch.setenv(plugins.ENV_VAR, "more_styles")
     plugins.reset()
     return pkg
+
+
+def save_as_v1(v2_file: Path, v1_file: Path) -> None:
+    """Rewrite a decoder file as architecture v1 wrote it: the body's weights alone (named as
+    v1 named them), the rest of the file as it was, version 1 and its own hash."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(v2_file))
+    with safe_open(str(v2_file), framework="pt") as fh:
+        meta = dict(fh.metadata())
+    old = {k.replace(".body.", "."): v for k, v in tensors.items() if ".skips." not in k}
+    meta.update(architecture_version="1", sha256=content_hash(old))
+    save_file(old, str(v1_file), metadata=meta)

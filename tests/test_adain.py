@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from nst_plugin.engine import adain
-from nst_plugin.engine.checkpoints import content_hash, load_decoder, save_checkpoint
+from nst_plugin.engine.checkpoints import load_decoder, save_checkpoint
 from nst_plugin.engine.encoders import random_vgg
 from nst_plugin.engine.errors import WeightsError
+from tests.conftest import save_as_v1
 
 
 def test_calc_mean_std_by_hand():
@@ -117,13 +117,10 @@ def test_decoder_file_round_trip_and_corruption(tmp_path):
 def test_a_v1_decoder_file_is_refused_by_name_and_upgraded_on_request(tmp_path):
     """v1 files (the paper's decoder alone) load only through `--init`, drawing as before."""
     torch.manual_seed(0)
-    body = adain.make_body("half")
-    tensors = {f"decoder.{k}": v.contiguous() for k, v in body.state_dict().items()}
-    path = tmp_path / "v1.safetensors"
-    meta = {"format": "nst-plugin/adain-decoder", "architecture_version": "1", "width": "half",
-            "encoder": "vgg19", "settings": "{}", "state": "{}"}  # fmt: skip
-    meta["sha256"] = content_hash(tensors)
-    save_file(tensors, str(path), metadata=meta)
+    decoder = adain.make_decoder("half")
+    body, v2, path = decoder.body, tmp_path / "v2.safetensors", tmp_path / "v1.safetensors"
+    save_checkpoint(v2, decoder, width="half", encoder="vgg19", settings={}, state={})
+    save_as_v1(v2, path)
     with pytest.raises(WeightsError, match=r"architecture v1, this version reads v2.*--init"):
         load_decoder(path)
     dec, _ = load_decoder(path, upgrade=True)
