@@ -74,6 +74,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
     fast.add_argument("--width", type=int, help=f"network width ({f.width})")
     fast.add_argument("--blocks", type=int, help=f"residual blocks ({f.blocks})")
     fast.add_argument("--tv-weight", type=float, help=f"total variation weight ({f.tv_weight:g})")
+    fast.add_argument(
+        "--batch-gram",
+        action=argparse.BooleanOptionalAction,
+        help="match the painting's style statistics over the batch, not each crop "
+        f"(fewer blobs where photos are flat) ({f.batch_gram})",
+    )
     info = fast.add_argument_group("what the model file records about its painting")
     for field in ("title", "artist", "painting", "year", "licence", "source"):
         info.add_argument(f"--{field}", default="", help=f"the model's {field}")

@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--style-weight", type=float, default=None, help="override for all")
     ap.add_argument("--crop", type=int, default=None, help="training crop (px), override for all")
     ap.add_argument("--tv-weight", type=float, default=None, help="total-variation weight, for all")
+    ap.add_argument("--batch-gram", action=argparse.BooleanOptionalAction, default=None,
+                    help="style statistics pooled over the batch, for all")  # fmt: skip
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -63,7 +65,7 @@ def main() -> None:
                   "year": year, "licence": "public domain (the painting); weights MIT",
                   "source": source},
             settings={"style_weight": args.style_weight, "crop": args.crop,
-                      "tv_weight": args.tv_weight}, quiet=True,
+                      "tv_weight": args.tv_weight, "batch_gram": args.batch_gram}, quiet=True,
         )  # fmt: skip
 
 

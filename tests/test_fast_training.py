@@ -86,6 +86,20 @@ def test_network_has_no_transposed_convolution_and_reflects_its_padding():
     assert all(c.padding == (0, 0) for c in net.modules() if isinstance(c, torch.nn.Conv2d))
 
 
+def test_batch_gram_asks_the_batch_not_each_crop_for_the_paintings_statistics():
+    """A flat crop beside a busy one: their pooled Gram can equal the painting's while neither
+    crop's own does, so only the per-crop loss pushes the flat crop to grow texture."""
+    gen = torch.Generator().manual_seed(0)
+    busy = torch.rand(1, 4, 8, 8, generator=gen)
+    feats = {t: torch.cat([busy, torch.full_like(busy, 0.5)]) for t in fast.FEATURE_TAPS}
+    scales = {t: torch.tensor(1.0) for t in fast.FEATURE_TAPS}
+    pooled = {t: fast.gram_matrix(f).mean(0, keepdim=True) for t, f in feats.items()}
+    args = (feats, feats[fast.CONTENT_TAP], pooled, scales, torch.rand(2, 3, 8, 8))
+    per_crop = fast.perceptual_losses(*args)["style"]
+    over_batch = fast.perceptual_losses(*args, batch_gram=True)["style"]
+    assert float(over_batch) < 1e-12 < float(per_crop)
+
+
 def test_training_loss_falls_writes_samples_and_records_the_painting(photos, painting, tmp_path):
     out = tmp_path / "m.safetensors"
     info = {"artist": "Someone", "painting": "Stripes", "year": "2026", "licence": "CC0"}

@@ -131,13 +131,23 @@ def perceptual_losses(
     grams: Mapping[str, torch.Tensor],
     scales: Mapping[str, torch.Tensor],
     output: torch.Tensor,
+    *,
+    batch_gram: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """The paper's feature reconstruction, style reconstruction and total-variation losses."""
+    """The paper's feature reconstruction, style reconstruction and total-variation losses.
+
+    With `batch_gram` the style term compares the painting's Gram matrix with the batch's pooled
+    one (the mean of the crops' Grams) instead of each crop's: a departure from the paper, where
+    every crop must hold all of the painting's statistics, so a crop of plain sky has to grow the
+    painting's colours somewhere, and the network learns to paint blobs where the photo is flat.
+    """
     sc = scales[CONTENT_TAP]
     content = F.mse_loss(out_feats[CONTENT_TAP].float() / sc, content_target.float() / sc)
     style = output.new_zeros((), dtype=torch.float32)
     for tap in STYLE_TAPS:
         g = gram_matrix(out_feats[tap].float() / scales[tap])
+        if batch_gram:
+            g = g.mean(0, keepdim=True)
         style = style + F.mse_loss(g, grams[tap].expand_as(g))
     tv = (output[..., 1:, :] - output[..., :-1, :]).abs().mean() + (
         output[..., :, 1:] - output[..., :, :-1]

@@ -364,6 +364,7 @@ class FastSettings:
     content_weight: float = 1.0
     style_weight: float = 2e4
     tv_weight: float = 0.0
+    batch_gram: bool = False  # style statistics pooled over the batch (fast.perceptual_losses)
     # first steps learn the identity (pixel L1): a warm start that keeps the photo's layout
     recon_steps: int = 200
     seed: int = 0
@@ -455,7 +456,9 @@ class FastTrainer(Trainer):
                     target = self.encoder(photo, [fast.CONTENT_TAP])[fast.CONTENT_TAP]
                 feats = self.encoder(out, fast.FEATURE_TAPS)
             t3 = self._clock()
-            parts = fast.perceptual_losses(feats, target, self.grams, self.scales, out.float())
+            parts = fast.perceptual_losses(
+                feats, target, self.grams, self.scales, out.float(), batch_gram=s.batch_gram
+            )
             loss = (
                 s.content_weight * parts["content"]
                 + s.style_weight * parts["style"]
