@@ -52,7 +52,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
     )
     fast.add_argument("--style", required=True, help="the painting (image file)")
     fast.add_argument("--init", help="start from this style model's weights (a warm start)")
-    fast.add_argument("--style-size", type=int, default=512, help="painting's longer side in px")
+    fast.add_argument(
+        "--style-size",
+        type=int,
+        help="painting's longer side in px: smaller paints smaller shapes "
+        "(512; a resumed model keeps its own)",
+    )
     _training_options(adain, TrainSettings(), "decoder", steps=100_000, every=100, sample=500)
     _training_options(fast, FastSettings(), "style model", steps=20_000, every=200, sample=1000)
     d = TrainSettings()

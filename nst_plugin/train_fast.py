@@ -33,6 +33,7 @@ SAMPLE_COUNT = 4
 SAMPLE_SIDE = 256
 PHOTO_SHORTER = 320  # photos are kept at most this size in memory: crops are 128-256 px
 REFERENCE_LONGER = 512  # the painting as shipped inside the model, for hosts to show
+DEFAULT_STYLE_SIZE = 512  # the painting's longer side for the Gram targets, unless asked
 
 
 def _load_photos(folder: str, minimum: int) -> list[torch.Tensor]:
@@ -68,7 +69,7 @@ def train_fast(
     resume: bool = False,
     overwrite: bool = False,
     init: str | None = None,
-    style_size: int = 512,
+    style_size: int | None = None,
     time_limit_min: float | None = None,
     checkpoint_every: int = 200,
     checkpoint_minutes: float = 5.0,
@@ -83,7 +84,6 @@ def train_fast(
     overrides = {k: v for k, v in (settings or {}).items() if v is not None}
     if resume and init:
         raise InputError("--init starts a new model; it cannot be combined with --resume")
-    painting = resize_longer(load_image(style), style_size)
     net = state = adam = None
     given = {k: v for k, v in (info or {}).items() if v}
     if resume and out_path.exists():
@@ -98,6 +98,8 @@ def train_fast(
         state = TrainState(**old_info.state)
         adam = {k: v for k, v in tensors.items() if k.startswith("adam.")}
         given = {**{k: getattr(old_info, k) for k in INFO_FIELDS}, **given}
+        # the painting's size sets the strokes' scale: a resumed run keeps the recorded one
+        style_size = style_size or int(old_info.settings.get("style_size", DEFAULT_STYLE_SIZE))
     else:
         train_settings = FastSettings(**overrides)
         if init:
@@ -106,6 +108,8 @@ def train_fast(
                 raise InputError(f"--init {init} holds a {config} network, not the one asked for")
             net.requires_grad_(True)
             train_settings.recon_steps = 0
+    style_size = style_size or DEFAULT_STYLE_SIZE
+    painting = resize_longer(load_image(style), style_size)
     torch.manual_seed(train_settings.seed)
     model_info = StyleModelInfo(**{"name": out_path.stem, **given})
     reference = _jpeg(resize_longer(painting, REFERENCE_LONGER))

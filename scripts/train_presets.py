@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--style-weight", type=float, default=None, help="override for all")
     ap.add_argument("--crop", type=int, default=None, help="training crop (px), override for all")
     ap.add_argument("--tv-weight", type=float, default=None, help="total-variation weight, for all")
+    ap.add_argument("--style-size", type=int, default=None,
+                    help="painting's longer side (px), for all; resumes keep theirs")  # fmt: skip
     ap.add_argument("--batch-gram", action=argparse.BooleanOptionalAction, default=None,
                     help="style statistics pooled over the batch, for all")  # fmt: skip
     args = ap.parse_args()
@@ -61,6 +63,7 @@ def main() -> None:
         train_fast(
             style=str(Path(args.styles) / file), content_dir=args.content_dir, out=str(out),
             steps=args.steps, resume=out.exists(), init=init, time_limit_min=args.minutes,
+            style_size=args.style_size,
             info={"name": name, "title": title, "artist": artist, "painting": painting,
                   "year": year, "licence": "public domain (the painting); weights MIT",
                   "source": source},

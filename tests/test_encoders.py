@@ -36,6 +36,16 @@ def test_loaded_once_and_frozen():
     assert not any(p.requires_grad for p in encoders.load_encoder().parameters())
 
 
+def test_building_the_encoder_leaves_the_callers_random_stream_alone():
+    """A seeded training must not differ between a process's first run and its later ones."""
+    encoders._vgg19_caffe.cache_clear()
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    encoders.load_encoder()  # built afresh: its layers are initialised, then overwritten
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_real_weights_give_imagenet_like_activations():
     """The Caffe VGG-19's known magnitudes on a photo-like image; random weights differ wildly."""
     enc = encoders.load_encoder()

@@ -63,7 +63,7 @@ def _train(photos: Path, painting: Path, out: Path, steps: int, **kw):
         content_dir=str(photos),
         out=str(out),
         steps=steps,
-        style_size=64,
+        style_size=kw.pop("style_size", 64),
         sample_every=kw.pop("sample_every", 0),
         quiet=True,
         settings=settings,
@@ -125,10 +125,11 @@ def test_training_loss_falls_writes_samples_and_records_the_painting(photos, pai
 
 
 def test_resume_continues_identically(photos, painting, tmp_path):
+    """Also with the painting's size not given again: the resumed run keeps the recorded one."""
     straight, split = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
-    _train(photos, painting, straight, 5)
-    _train(photos, painting, split, 3)
-    _train(photos, painting, split, 5, resume=True)
+    _train(photos, painting, straight, 5, style_size=48)
+    _train(photos, painting, split, 3, style_size=48)
+    _train(photos, painting, split, 5, resume=True, style_size=None)
     a, _ = read_style_model(straight)
     b, meta = read_style_model(split)
     assert json.loads(meta["state"])["step"] == 5

@@ -218,12 +218,17 @@ ENCODERS: dict[str, str] = {
 
 
 def load_encoder(name: str = "vgg19", *, pooling: str = "max") -> VGGEncoder:
-    """The one place weights are loaded; each (name, pooling) is built once per process."""
-    if name == "vgg19":
-        return _vgg19_caffe(pooling)
-    if name in ("vgg19-torchvision", "vgg16-torchvision"):
+    """The one place weights are loaded; each (name, pooling) is built once per process.
+
+    Building it initialises layers that are then overwritten; that must not draw from the
+    caller's random stream, or a seeded training would differ between a process's first run
+    and its later ones."""
+    if name not in ENCODERS:
+        raise ValueError(f"unknown encoder {name!r}; known: {', '.join(ENCODERS)}")
+    with torch.random.fork_rng(devices=[]):
+        if name == "vgg19":
+            return _vgg19_caffe(pooling)
         return _torchvision_vgg(name.split("-")[0], pooling)
-    raise ValueError(f"unknown encoder {name!r}; known: {', '.join(ENCODERS)}")
 
 
 def random_vgg(arch: str = "vgg19", *, seed: int = 0, pooling: str = "max") -> VGGEncoder:
