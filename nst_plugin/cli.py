@@ -85,6 +85,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         help="match the painting's style statistics over the batch, not each crop "
         f"(fewer blobs where photos are flat) ({f.batch_gram})",
     )
+    fast.add_argument(
+        "--margin",
+        type=int,
+        help="px of photo the network sees around each crop and the losses do not, so it "
+        f"cannot place colours by the distance from the border ({f.margin})",
+    )
     info = fast.add_argument_group("what the model file records about its painting")
     for field in ("title", "artist", "painting", "year", "licence", "source"):
         info.add_argument(f"--{field}", default="", help=f"the model's {field}")

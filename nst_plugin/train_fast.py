@@ -114,7 +114,7 @@ def train_fast(
     model_info = StyleModelInfo(**{"name": out_path.stem, **given})
     reference = _jpeg(resize_longer(painting, REFERENCE_LONGER))
 
-    photos = _load_photos(content_dir, train_settings.crop)
+    photos = _load_photos(content_dir, train_settings.crop + train_settings.margin)
     trainer = FastTrainer(
         load_encoder("vgg19"),
         photos,

@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--tv-weight", type=float, default=None, help="total-variation weight, for all")
     ap.add_argument("--style-size", type=int, default=None,
                     help="painting's longer side (px), for all; resumes keep theirs")  # fmt: skip
+    ap.add_argument("--margin", type=int, default=None, help="unscored px around crops, for all")
     ap.add_argument("--batch-gram", action=argparse.BooleanOptionalAction, default=None,
                     help="style statistics pooled over the batch, for all")  # fmt: skip
     args = ap.parse_args()
@@ -68,7 +69,8 @@ def main() -> None:
                   "year": year, "licence": "public domain (the painting); weights MIT",
                   "source": source},
             settings={"style_weight": args.style_weight, "crop": args.crop,
-                      "tv_weight": args.tv_weight, "batch_gram": args.batch_gram}, quiet=True,
+                      "tv_weight": args.tv_weight, "batch_gram": args.batch_gram,
+                      "margin": args.margin}, quiet=True,
         )  # fmt: skip
 
 

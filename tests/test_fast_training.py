@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from PIL import Image
 
 from nst_plugin.cli import main
 from nst_plugin.engine import fast
+from nst_plugin.engine.encoders import random_vgg
 from nst_plugin.engine.errors import InputError, WeightsError
 from nst_plugin.engine.style_models import (
     StyleModelInfo,
@@ -24,6 +26,7 @@ from nst_plugin.engine.style_models import (
     read_style_model,
     save_style_model,
 )
+from nst_plugin.engine.training import FastSettings, FastTrainer
 from nst_plugin.train_fast import train_fast
 from tests.conftest import make_image
 
@@ -98,6 +101,28 @@ def test_batch_gram_asks_the_batch_not_each_crop_for_the_paintings_statistics():
     per_crop = fast.perceptual_losses(*args)["style"]
     over_batch = fast.perceptual_losses(*args, batch_gram=True)["style"]
     assert float(over_batch) < 1e-12 < float(per_crop)
+
+
+def test_margin_shows_the_network_more_photo_than_the_losses_score(tmp_path):
+    """The scored window moves inside the margin from step to step, so a colour placed by its
+    distance from the network's input border lands at a different place in it each time."""
+    photo = (torch.rand(3, 72, 80) * 255).to(torch.uint8)
+    settings = FastSettings(crop=32, margin=16, batch_size=2, width=4, blocks=1, recon_steps=0)
+    trainer = FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], settings)
+    offsets = set()
+    for step in range(12):
+        seen, (rows, cols) = trainer.batch(step)
+        assert seen.shape == (2, 3, 48, 48)
+        assert rows.stop - rows.start == cols.stop - cols.start == 32
+        assert 0 <= rows.start <= 16 and 0 <= cols.start <= 16
+        offsets.add((rows.start, cols.start))
+    assert len(offsets) > 6
+    losses = trainer.step()
+    assert all(np.isfinite(v) for v in losses.values())
+    with pytest.raises(InputError, match="margin must be 0 or a multiple of 8, got 5"):
+        FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], replace(settings, margin=5))
+    with pytest.raises(InputError, match=r"smaller than crop \+ margin \(88 px\)"):
+        FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], replace(settings, margin=56))
 
 
 def test_training_loss_falls_writes_samples_and_records_the_painting(photos, painting, tmp_path):

@@ -365,6 +365,10 @@ class FastSettings:
     style_weight: float = 2e4
     tv_weight: float = 0.0
     batch_gram: bool = False  # style statistics pooled over the batch (fast.perceptual_losses)
+    # px of photo the network sees around each crop and the losses do not, the crop at a random
+    # offset in it: with the crop's edge never scored, the network cannot learn to place the
+    # painting's colours by their distance from the image's border (corner blobs, seen in udnie)
+    margin: int = 0
     # first steps learn the identity (pixel L1): a warm start that keeps the photo's layout
     recon_steps: int = 200
     seed: int = 0
@@ -397,7 +401,7 @@ class FastTrainer(Trainer):
         self.state = state or TrainState()
         self.device = dev = torch.device(device)
         self._check(photos, settings)
-        self.photos = [p for p in photos if min(p.shape[-2:]) >= settings.crop]
+        self.photos = [p for p in photos if min(p.shape[-2:]) >= settings.crop + settings.margin]
         fmt = torch.channels_last
         deepest = max(fast.FEATURE_TAPS, key=encoder.index)
         self.encoder = copy.deepcopy(encoder.truncated(deepest)).to(dev, memory_format=fmt)
@@ -417,34 +421,44 @@ class FastTrainer(Trainer):
             raise InputError(
                 f"crop must be a multiple of {multiple} and at least {4 * multiple}, got {s.crop}"
             )
-        if not any(min(p.shape[-2:]) >= s.crop for p in photos):
-            raise InputError(f"every content image is smaller than the crop of {s.crop} px")
+        if s.margin % multiple or s.margin < 0:
+            raise InputError(f"margin must be 0 or a multiple of {multiple}, got {s.margin}")
+        side = s.crop + s.margin
+        if not any(min(p.shape[-2:]) >= side for p in photos):
+            raise InputError(f"every content image is smaller than crop + margin ({side} px)")
         for name in ("content_weight", "style_weight", "tv_weight"):
             if getattr(s, name) < 0:
                 raise InputError(f"{name.replace('_', ' ')} must be 0 or more")
 
-    def batch(self, step: int) -> torch.Tensor:
-        """Random photo crops (a function of seed and step), flipped at random, RGB 0..1."""
+    def batch(self, step: int) -> tuple[torch.Tensor, tuple[slice, slice]]:
+        """Random photo crops (a function of seed and step), flipped at random, RGB 0..1, each
+        with the margin around it, and the scored window (the same for the whole batch)."""
         s = self.settings
+        side = s.crop + s.margin
         gen = torch.Generator().manual_seed(s.seed * 1_000_003 + step)
         picks = torch.randint(len(self.photos), (s.batch_size,), generator=gen).tolist()
         crops = []
         for k in picks:
             p = self.photos[k]
-            y = int(torch.randint(p.shape[-2] - s.crop + 1, (1,), generator=gen))
-            x = int(torch.randint(p.shape[-1] - s.crop + 1, (1,), generator=gen))
-            crop = p[:, y : y + s.crop, x : x + s.crop]
+            y = int(torch.randint(p.shape[-2] - side + 1, (1,), generator=gen))
+            x = int(torch.randint(p.shape[-1] - side + 1, (1,), generator=gen))
+            crop = p[:, y : y + side, x : x + side]
             if bool(torch.randint(2, (1,), generator=gen)):
                 crop = crop.flip(-1)
             crops.append(crop)
-        return torch.stack(crops).float().div_(255.0).contiguous(memory_format=torch.channels_last)
+        oy, ox = torch.randint(s.margin + 1, (2,), generator=gen).tolist() if s.margin else (0, 0)
+        window = (slice(oy, oy + s.crop), slice(ox, ox + s.crop))
+        photos = torch.stack(crops).float().div_(255.0)
+        return photos.contiguous(memory_format=torch.channels_last), window
 
     def step(self) -> dict[str, float]:
         s, t0 = self.settings, time.perf_counter()
-        photo = self._to_device(self.batch(self.state.step))
+        seen, (rows, cols) = self.batch(self.state.step)
+        seen = self._to_device(seen)
         t1 = time.perf_counter()
         with autocast(self.device):
-            out = self.net(photo)
+            out = self.net(seen)[..., rows, cols]
+        photo = seen[..., rows, cols]
         t2 = self._clock()
         if self.state.step < s.recon_steps:
             t3 = t2
