@@ -83,7 +83,7 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         "--batch-gram",
         action=argparse.BooleanOptionalAction,
         help="match the painting's style statistics over the batch, not each crop "
-        f"(fewer blobs where photos are flat) ({f.batch_gram})",
+        f"({f.batch_gram})",
     )
     fast.add_argument(
         "--margin",

@@ -84,6 +84,8 @@ def train_fast(
     overrides = {k: v for k, v in (settings or {}).items() if v is not None}
     if resume and init:
         raise InputError("--init starts a new model; it cannot be combined with --resume")
+    if style_size is not None and style_size < 32:
+        raise InputError(f"style size must be at least 32 px, got {style_size}")
     net = state = adam = None
     given = {k: v for k, v in (info or {}).items() if v}
     if resume and out_path.exists():
@@ -99,7 +101,8 @@ def train_fast(
         adam = {k: v for k, v in tensors.items() if k.startswith("adam.")}
         given = {**{k: getattr(old_info, k) for k in INFO_FIELDS}, **given}
         # the painting's size sets the strokes' scale: a resumed run keeps the recorded one
-        style_size = style_size or int(old_info.settings.get("style_size", DEFAULT_STYLE_SIZE))
+        if style_size is None:
+            style_size = int(old_info.settings.get("style_size", DEFAULT_STYLE_SIZE))
     else:
         train_settings = FastSettings(**overrides)
         if init:
@@ -108,7 +111,8 @@ def train_fast(
                 raise InputError(f"--init {init} holds a {config} network, not the one asked for")
             net.requires_grad_(True)
             train_settings.recon_steps = 0
-    style_size = style_size or DEFAULT_STYLE_SIZE
+    if style_size is None:
+        style_size = DEFAULT_STYLE_SIZE
     painting = resize_longer(load_image(style), style_size)
     torch.manual_seed(train_settings.seed)
     model_info = StyleModelInfo(**{"name": out_path.stem, **given})

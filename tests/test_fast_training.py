@@ -200,6 +200,8 @@ def test_cli_refuses_to_overwrite_and_bad_settings(photos, painting, tmp_path, c
     assert "exists" in capsys.readouterr().err and out.read_bytes() == b"precious"
     assert main([*args, "--out", str(tmp_path / "n.safetensors"), "--crop", "60"]) == 2
     assert "crop must be a multiple of 8" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "n.safetensors"), "--style-size", "0"]) == 2
+    assert "style size must be at least 32 px, got 0" in capsys.readouterr().err
     with pytest.raises(InputError, match="no usable photos .at least 256 px"):
         _train(photos, painting, tmp_path / "big.safetensors", 1, settings={"crop": 256})
 
