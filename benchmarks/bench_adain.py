@@ -4,7 +4,8 @@ Inference: milliseconds per image at 256, 512 and 1024 px (shipped decoder width
 floor = multiply-adds of encoder + decoder divided by this machine's measured 3x3 convolution
 throughput, so the ratio says how close to the hardware we run; one row per change, each on top
 of the one before: the v1 decoder (the paper's, no skips) contiguous in fp32, channels_last, bf16
-autocast (only where the CPU has native bf16, as the method does), the v2 skips.
+autocast (only where the CPU has native bf16, as the method does), the v2 skips; then the lite
+network (its own small encoder, AdaIN at four levels, no VGG), against the first row.
 
 Training: images per second of one decoder update, for each change that made training cheaper,
 measured in this same run:
@@ -30,6 +31,7 @@ from torch import nn
 
 from nst_plugin.engine.adain import (
     CONTENT_TAP,
+    LITE,
     SKIP_TAPS,
     STYLE_TAPS,
     Decoder,
@@ -50,6 +52,13 @@ class BodyOnly(nn.Module):
     def __init__(self, decoder: Decoder) -> None:
         super().__init__()
         self.body = decoder.body
+
+    def levels(self, encoder, image: torch.Tensor) -> tuple[list[torch.Tensor], None]:  # noqa: ANN001
+        """v1 encodes to relu4_1 alone: no skip taps to compute."""
+        return [encoder(image, [CONTENT_TAP])[CONTENT_TAP]], None
+
+    def draw(self, targets: list[torch.Tensor], context: None = None) -> torch.Tensor:
+        return self.body(targets[0])
 
     def forward(self, target: torch.Tensor, skips: object = None) -> torch.Tensor:
         return self.body(target)
@@ -140,10 +149,35 @@ def bench_inference(device: torch.device, sizes: list[int], repeat: int, width: 
                 f"| {size} | {name} | {ms:.0f} | {macs / 1e9:.1f} | {floor:.0f} | "
                 f"{ms / floor:.2f} | {base / ms:.2f}x |"
             )
+        ms, macs = _time_lite(device, size, repeat, bf16)
+        floor = 2 * macs / (gflops[True] * 1e9) * 1000
+        print(
+            f"| {size} | lite network (own encoder, AdaIN at 4 levels), channels_last"
+            f"{', bf16' if bf16 else ''} | {ms:.0f} | {macs / 1e9:.1f} | {floor:.0f} | "
+            f"{ms / floor:.2f} | {base / ms:.2f}x |"
+        )
     print(
         f"\nmeasured 3x3 conv throughput: {gflops[True]:.0f} GFLOP/s (channels_last, fp32); "
         f"bf16 {'native: autocast on' if bf16 else 'not native here: fp32 only'}"
     )
+
+
+def _time_lite(device: torch.device, size: int, repeat: int, bf16: bool) -> tuple[float, int]:
+    """The lite network (no VGG at inference): milliseconds per image and multiply-adds."""
+    fmt = torch.channels_last
+    net = make_decoder(LITE).to(device).eval().to(memory_format=fmt)
+    x = torch.rand(1, 3, size, size, device=device).contiguous(memory_format=fmt)
+    with torch.no_grad():
+        moments = [style_moments(None, torch.rand(1, 3, 512, 512, device=device), net)]
+        macs = conv_macs(net, lambda: net(x))
+        with autocast(device) if bf16 else contextlib.nullcontext():
+            stylize(None, net, x, moments)
+            _sync(device)
+            t = time.perf_counter()
+            for _ in range(repeat):
+                stylize(None, net, x, moments)
+            _sync(device)
+    return (time.perf_counter() - t) / repeat * 1000, macs
 
 
 def bench_training(device: torch.device, steps: int, batch: int, crop: int) -> None:

@@ -61,7 +61,11 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
     _training_options(adain, TrainSettings(), "decoder", steps=100_000, every=100, sample=500)
     _training_options(fast, FastSettings(), "style model", steps=20_000, every=200, sample=1000)
     d = TrainSettings()
-    adain.add_argument("--width", choices=("full", "half"), help=f"decoder width ({d.width})")
+    adain.add_argument(
+        "--width",
+        choices=("full", "half", "lite"),
+        help=f"decoder width ({d.width}); lite: its own small encoder, no VGG at inference",
+    )
     adain.add_argument(
         "--content-margin",
         type=int,

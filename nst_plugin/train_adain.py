@@ -159,9 +159,7 @@ def _write_samples(trainer: AdaINTrainer, samples: dict[str, Any], path: Path) -
     """A grid, one row per sample: content crop | style image | decoded AdaIN output."""
     data, tiles = trainer.data, []
     for feat, pix, row in zip(samples["feats"], samples["pixels"], samples["rows"]):
-        mean = data.style_mean[CONTENT_TAP][row].view(1, -1, 1, 1).float()
-        std = data.style_std[CONTENT_TAP][row].view(1, -1, 1, 1).float()
-        out = trainer.preview(feat[None], pix[None], mean, std)[0]
+        out = trainer.preview(feat[None], pix[None], row)[0]
         h, w = pix.shape[-2:]
         style = pix.new_zeros(3, h, w)
         if data.style_rows:

@@ -22,7 +22,7 @@ from .engine.errors import InputError
 from .engine.training import TrainData
 from .images import list_images, load_image, resize_to
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: style entries keep their crops' pixels
 
 
 def default_cache_dir() -> Path:
@@ -109,7 +109,8 @@ def build_train_data(
     seed: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> TrainData:
-    """Encode every content image once (relu4_1) and every style crop once (moments)."""
+    """Encode every content image once (relu4_1) and every style crop once (moments; the
+    crops' pixels are kept for a lite network, which encodes them itself)."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     # channels_last: oneDNN's fast layout, several times faster than contiguous on CPU.
     enc = copy.deepcopy(encoder.truncated(CONTENT_TAP)).to(memory_format=torch.channels_last)
@@ -133,9 +134,13 @@ def build_train_data(
         for _ in range(style_crops):
             y = int(torch.randint(rgb.shape[-2] - side + 1, (1,), generator=gen))
             x = int(torch.randint(rgb.shape[-1] - side + 1, (1,), generator=gen))
-            crops.append(rgb[:, y : y + side, x : x + side])
-        taps = enc(torch.stack(crops).contiguous(memory_format=torch.channels_last), STYLE_TAPS)
-        entry = {}
+            crop = rgb[:, y : y + side, x : x + side]
+            if side < style_crop:  # a small artwork: every row of the set has one size
+                crop = resize_to(_pic(crop), (style_crop, style_crop)).rgb
+            crops.append(crop)
+        batch = torch.stack(crops)
+        taps = enc(batch.contiguous(memory_format=torch.channels_last), STYLE_TAPS)
+        entry = {"pixels": (batch * 255 + 0.5).to(torch.uint8)}
         for tap in STYLE_TAPS:
             m, s = calc_mean_std(taps[tap])
             entry[f"mean.{tap}"] = m.flatten(1)
@@ -160,5 +165,6 @@ def build_train_data(
         pixels=[c["pixels"] for _, c in contents],
         style_mean={t: torch.cat([s[f"mean.{t}"] for _, s in styles]) for t in STYLE_TAPS},
         style_std={t: torch.cat([s[f"std.{t}"] for _, s in styles]) for t in STYLE_TAPS},
+        style_pixels=torch.cat([s["pixels"] for _, s in styles]),
         style_rows=[str(p) for p, s in styles for _ in range(len(s[f"mean.{CONTENT_TAP}"]))],
     )

@@ -126,3 +126,55 @@ def test_a_v1_decoder_file_is_refused_by_name_and_upgraded_on_request(tmp_path):
     dec, _ = load_decoder(path, upgrade=True)
     target = torch.randn(1, 512, 2, 3)
     assert torch.allclose(dec(target, _skips(2, 3)), body(target))
+
+
+@pytest.mark.parametrize(("h", "w"), [(33, 47), (8, 8), (61, 20)])
+def test_lite_network_needs_no_vgg_and_keeps_any_size(h, w):
+    torch.manual_seed(0)
+    net = adain.make_decoder("lite").eval()
+    moments = adain.style_moments(None, torch.rand(1, 3, 32, 32), net)
+    assert len(moments) == 4  # every level is restyled
+    out = adain.stylize(None, net, torch.rand(1, 3, h, w), [moments])
+    assert out.shape == (1, 3, h, w) and out.min() >= 0 and out.max() <= 1
+
+
+def test_lite_alpha_zero_reconstructs_and_each_style_counts():
+    torch.manual_seed(0)
+    net = adain.make_decoder("lite").eval()
+    content = torch.rand(1, 3, 32, 40)
+    dark = adain.style_moments(None, torch.rand(1, 3, 32, 32) * 0.2, net)
+    light = adain.style_moments(None, 0.8 + torch.rand(1, 3, 32, 32) * 0.2, net)
+    recon = net(content).clamp(0, 1)
+    none = adain.stylize(None, net, content, [dark], options=adain.AdaINOptions(alpha=0.0))
+    assert torch.allclose(none, recon, atol=1e-5)
+    a = adain.stylize(None, net, content, [dark])
+    b = adain.stylize(None, net, content, [light])
+    assert not torch.allclose(a, b, atol=1e-3)
+    # a mask that is zero everywhere leaves every level's map untouched
+    masked = adain.stylize(None, net, content, [dark], masks=torch.zeros(1, 32, 40))
+    assert torch.allclose(masked, recon, atol=1e-5)
+    # half and half: each side takes its own style, as if that style were alone
+    left = torch.zeros(2, 32, 40)
+    left[0, :, :20], left[1, :, 20:] = 1.0, 1.0
+    halves = adain.stylize(None, net, content, [dark, light], masks=left)
+    assert (halves[..., :8] - a[..., :8]).abs().mean() < (halves[..., :8] - b[..., :8]).abs().mean()
+
+
+def test_lite_file_round_trip_names_its_architecture(tmp_path):
+    net = adain.make_decoder("lite")
+    path = tmp_path / "lite.safetensors"
+    save_checkpoint(path, net, width="lite", encoder="none", settings={}, state={})
+    loaded, meta = load_decoder(path)
+    assert isinstance(loaded, adain.LiteNet) and meta["architecture_version"] == "3"
+    for a, b in zip(net.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_a_lite_file_that_claims_another_width_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "lite.safetensors"
+    save_checkpoint(
+        path, adain.make_decoder("lite"), width="half", encoder="none", settings={}, state={}
+    )
+    with pytest.raises(WeightsError, match="width 'half' with architecture v3") as err:
+        load_decoder(path)
+    assert "\n" not in str(err.value)

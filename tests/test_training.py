@@ -175,3 +175,24 @@ def test_init_moves_a_v1_decoder_to_a_new_file_and_keeps_counting(folders, tmp_p
     decoder, meta = load_decoder(tmp_path / "new.safetensors")
     assert meta["architecture_version"] == "2"
     assert any(conv.weight.abs().sum() > 0 for conv in decoder.skips)  # the skips learned
+
+
+def test_a_lite_network_trains_resumes_identically_and_stylizes(folders, tmp_path):
+    """The lite network learns from pixels (photo and style crops), VGG only in its losses."""
+    straight, split = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    lite = {"width": "lite", "recon_steps": 5}
+    with pytest.warns(UserWarning):
+        _train(folders, straight, 40, checkpoint_every=5, sample_every=15, settings=lite)
+    lines = straight.with_suffix(".log.jsonl").read_text().splitlines()
+    history = [json.loads(line) for line in lines]
+    styled = [h["loss"] for h in history if "style" in h]
+    assert len(styled) == 7 and styled[-1] < 0.6 * styled[0]
+    assert (tmp_path / "a-samples" / "step0000015.png").exists()
+    with pytest.warns(UserWarning):
+        _train(folders, split, 12, settings=lite)
+        _train(folders, split, 40, resume=True)
+    a, meta = read_checkpoint(straight)
+    b, _ = read_checkpoint(split)
+    assert meta["width"] == "lite" and meta["architecture_version"] == "3"
+    for name in a:
+        assert torch.equal(a[name], b[name]), name

@@ -29,15 +29,19 @@ def run(
 ) -> torch.Tensor:
     p, device = request.params, request.device
     dev = str(device)
-    encoder = encoder_on("vgg19", "max", dev)
-    decoder, _ = decoder_on(p["decoder"] or None, dev)
+    decoder, meta = decoder_on(p["decoder"] or None, dev)
+    # a lite decoder file carries its own encoder: VGG-19 is then never built
+    lite = isinstance(decoder, adain.LiteNet)
+    encoder = None if lite else encoder_on("vgg19", "max", dev)
+    # VGG moments serve every VGG decoder; a lite network's are its own
+    space = meta["sha256"] if lite else "vgg19"
     content = request.content.contiguous(memory_format=torch.channels_last)
     moments = []
     for style in request.styles:
         if p["preserve_color"] == "match":
             style = color.match_color(style, content)
-        key = _moments.key(style, dev)
-        moments.append(_moments.get(key, lambda s=style: _style_moments(encoder, s)))
+        key = _moments.key(style, dev, space)
+        moments.append(_moments.get(key, lambda s=style: _style_moments(encoder, decoder, s)))
     with autocast(device):
         out = adain.stylize(
             encoder,
@@ -58,9 +62,9 @@ def run(
 
 
 @torch.no_grad()
-def _style_moments(encoder, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+def _style_moments(encoder, decoder, style: torch.Tensor) -> adain.Moments:  # noqa: ANN001
     padded, _, _ = pad_to_multiple(style, adain.MULTIPLE)
-    return adain.style_moments(encoder, padded)
+    return adain.style_moments(encoder, padded, decoder)
 
 
 SPEC = MethodSpec(

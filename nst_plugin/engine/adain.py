@@ -1,8 +1,12 @@
 """Arbitrary style transfer with adaptive instance normalization (Huang & Belongie, ICCV 2017).
 
-The maths is a few pure functions named after the paper; the decoder is the paper's declarative
-stack mirroring VGG-19 up to relu4_1, plus skip connections (see `Decoder`, our departure from the
-paper). Everything here works on RGB tensors in 0..1, shape (B, 3, H, W).
+The maths is a few pure functions named after the paper. Two networks draw the result:
+- `Decoder`: the paper's declarative stack mirroring VGG-19 up to relu4_1, plus skip connections
+  (our departure from the paper, stated there); VGG-19 encodes content and style.
+- `LiteNet`: its own small encoder and decoder, AdaIN at four levels (our departure, for speed:
+  stated there); no VGG at inference, VGG only in its training losses.
+Both answer `levels` (the maps AdaIN restyles, and what else the drawing needs) and `draw`, so
+`stylize` is one function for both. Everything here works on RGB tensors in 0..1, (B, 3, H, W).
 
 Inputs arrive checked by the style-transfer task (weights normalised, masks at the content's size,
 alpha within the range `AdaINOptions` declares); this module only asserts shapes.
@@ -30,7 +34,12 @@ SKIP_CHANNELS = {"relu3_1": 256, "relu2_1": 128, "relu1_1": 64}
 MULTIPLE = 8
 # 1: the paper's decoder; 2: with skip connections (`Decoder`); v1 weights are its body.
 DECODER_VERSION = 2
+# 3: `LiteNet`, its own encoder and decoder (file width "lite")
+LITE_VERSION = 3
 WIDTHS = {"full": 1.0, "half": 0.5}
+LITE = "lite"
+# Per-level moments of one style: ((mean, std), ...), one pair per map its network restyles.
+Moments = tuple[tuple[torch.Tensor, torch.Tensor], ...]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +64,8 @@ class AdaINOptions:
 def calc_mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
     """Channel-wise mean and standard deviation over space, shaped (B, C, 1, 1)."""
     b, c = feat.shape[:2]
-    flat = feat.reshape(b, c, -1)
+    # in fp32 whatever the autocast: a nearly flat channel's variance rounds to garbage in bf16
+    flat = feat.reshape(b, c, -1).float()
     var = flat.var(dim=2, unbiased=False) + eps
     return flat.mean(dim=2).view(b, c, 1, 1), var.sqrt().view(b, c, 1, 1)
 
@@ -80,8 +90,8 @@ def adaptive_instance_normalization(
     return adain_from_stats(content_feat, s_mean, s_std)
 
 
-def _conv(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3)]
+def _conv(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3, stride)]
 
 
 def make_body(width: str = "full") -> nn.Sequential:
@@ -142,6 +152,20 @@ class Decoder(nn.Module):
         first = next(m for m in self.body if isinstance(m, nn.Conv2d))
         return {256: "full", 128: "half"}[first.out_channels]
 
+    def levels(
+        self, encoder: VGGEncoder | None, image: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """relu4_1, the one map AdaIN restyles, and the skips' inputs, in one encoder pass."""
+        assert encoder is not None, "a VGG decoder needs the VGG encoder"
+        feats = encoder(image, [*SKIP_TAPS, CONTENT_TAP])
+        return [feats[CONTENT_TAP]], skip_features(feats)
+
+    def draw(
+        self, targets: Sequence[torch.Tensor], context: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
+        (target,) = targets
+        return self(target, context)
+
     def forward(self, target: torch.Tensor, skips: Sequence[torch.Tensor]) -> torch.Tensor:
         """`target`: the relu4_1 map to draw; `skips`: `skip_features` of the content."""
         pending = iter(zip(self.skips, skips, strict=True))
@@ -154,8 +178,84 @@ class Decoder(nn.Module):
         return x
 
 
-def make_decoder(width: str = "full") -> Decoder:
-    return Decoder(width)
+class LiteNet(nn.Module):
+    """A small encoder and decoder trained together, so that no VGG runs at inference.
+
+    Departure from the paper, for this CPU: VGG-19 to relu4_1 is about 63 G multiply-adds at
+    512 px, more than the whole budget MicroAST's speed leaves; this encoder is four stages of
+    two 3x3 convolutions (16, 32, 64, 256 channels; about 3 G multiply-adds at 512 px) and the
+    decoder mirrors it. AdaIN restyles all four stages' maps, not only the deepest (MicroAST
+    also modulates more than one level): the decoder reads each finer level through a skip, as
+    `Decoder` does, but restyled, so the style sets the colours at every scale and the photo's
+    own colours cannot come through the skips. The losses stay the paper's, measured in VGG-19
+    (`training.AdaINTrainer`): the content target is AdaIN of VGG's relu4_1, the style terms
+    VGG's moments; this network's own feature space is whatever serves them.
+    """
+
+    def __init__(self, widths: Sequence[int] = (16, 32, 64, 256)) -> None:
+        super().__init__()
+        a, b, c, d = widths
+        relu, up = nn.ReLU, nn.Upsample(scale_factor=2, mode="nearest")
+        self.encoder = nn.ModuleList(
+            [
+                nn.Sequential(*_conv(3, a), relu()),
+                nn.Sequential(*_conv(a, b, 2), relu(), *_conv(b, b), relu()),
+                nn.Sequential(*_conv(b, c, 2), relu(), *_conv(c, c), relu()),
+                nn.Sequential(*_conv(c, d, 2), relu(), *_conv(d, d), relu()),
+            ]
+        )
+        self.decoder = nn.ModuleList(
+            [
+                nn.Sequential(*_conv(d, d), relu(), *_conv(d, c), relu(), up),
+                nn.Sequential(*_conv(c, c), relu(), *_conv(c, b), relu(), up),
+                nn.Sequential(*_conv(b, b), relu(), *_conv(b, a), relu(), up),
+                nn.Sequential(*_conv(a, a), relu(), *_conv(a, 3)),
+            ]
+        )
+        self.skips = nn.ModuleList(nn.Conv2d(w, w, 1) for w in (c, b, a))
+
+    @property
+    def width(self) -> str:
+        return LITE
+
+    def levels(
+        self, encoder: VGGEncoder | None, image: torch.Tensor
+    ) -> tuple[list[torch.Tensor], None]:
+        """The four stages' maps, finest first; `encoder` is not used (no VGG here)."""
+        maps, x = [], image
+        for stage in self.encoder:
+            x = stage(x)
+            maps.append(x)
+        return maps, None
+
+    def draw(self, targets: Sequence[torch.Tensor], context: None = None) -> torch.Tensor:
+        """From the restyled maps (finest first) to an image."""
+        *fine, deepest = targets
+        x = self.decoder[0](deepest)
+        for block, skip, feat in zip(self.decoder[1:], self.skips, reversed(fine), strict=True):
+            x = block(x + skip(feat.to(x.dtype)))
+        return x
+
+    def forward(self, image: torch.Tensor, moments: Moments | None = None) -> torch.Tensor:
+        """Stylize with given per-level moments; without them, reconstruct the image (each map
+        keeps its own statistics, which is what the training's warm-up teaches)."""
+        maps, _ = self.levels(None, image)
+        if moments is None:
+            return self.draw(maps)
+        return self.draw(
+            [adain_from_stats(f, m, s) for f, (m, s) in zip(maps, moments, strict=True)]
+        )
+
+
+AnyDecoder = Decoder | LiteNet
+
+
+def make_decoder(width: str = "full") -> AnyDecoder:
+    return LiteNet() if width == LITE else Decoder(width)
+
+
+def architecture_version(decoder: AnyDecoder) -> int:
+    return LITE_VERSION if isinstance(decoder, LiteNet) else DECODER_VERSION
 
 
 def skip_features(feats: dict[str, torch.Tensor]) -> list[torch.Tensor]:
@@ -163,10 +263,16 @@ def skip_features(feats: dict[str, torch.Tensor]) -> list[torch.Tensor]:
     return [normalized(feats[tap].float()) for tap in SKIP_TAPS]
 
 
-def style_moments(encoder: VGGEncoder, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """relu4_1 mean and std of a style image: all AdaIN needs of it, computed once per style."""
-    feat = encoder(style, [CONTENT_TAP])[CONTENT_TAP]
-    return calc_mean_std(feat)
+def style_moments(
+    encoder: VGGEncoder | None, style: torch.Tensor, decoder: AnyDecoder | None = None
+) -> Moments:
+    """The moments of every map the decoder restyles: all AdaIN needs of a style, computed
+    once per style (for `Decoder`: relu4_1 of VGG-19 alone)."""
+    if isinstance(decoder, LiteNet):
+        maps, _ = decoder.levels(None, style)
+        return tuple(calc_mean_std(f) for f in maps)
+    assert encoder is not None, "a VGG decoder needs the VGG encoder"
+    return (calc_mean_std(encoder(style, [CONTENT_TAP])[CONTENT_TAP]),)
 
 
 def blend_moments(
@@ -179,42 +285,57 @@ def blend_moments(
     return mean, std
 
 
-@torch.no_grad()
-def stylize(
-    encoder: VGGEncoder,
-    decoder: Decoder,
-    content: torch.Tensor,
+def restyle(
+    feat: torch.Tensor,
     moments: Sequence[tuple[torch.Tensor, torch.Tensor]],
-    *,
-    weights: Sequence[float] | None = None,
-    options: AdaINOptions | None = None,
-    masks: torch.Tensor | None = None,
+    weights: Sequence[float],
+    masks: torch.Tensor | None,
+    alpha: float,
 ) -> torch.Tensor:
-    """Stylize a batch of content images with precomputed style moments.
-
-    options.alpha blends in feature space: t = alpha * AdaIN(f(c), s) + (1 - alpha) * f(c), so
-    alpha=0 reconstructs the content through the decoder (whose skips carry it at any alpha).
-    With `masks` (one (H, W) map per style, in 0..1, at content resolution) each region takes its
-    own style, blended softly where masks overlap; otherwise the styles are interpolated by
-    `weights` (summing to one; None: equal).
-    """
-    alpha = (options or AdaINOptions()).alpha
-    padded, h, w = pad_to_multiple(content, MULTIPLE)
-    feats = encoder(padded, [*SKIP_TAPS, CONTENT_TAP])  # one pass for every tap
-    feat = feats[CONTENT_TAP]
+    """AdaIN of one map with several styles: interpolated by `weights`, or region by region
+    under `masks` (padded to the content's multiple), then blended with the map by `alpha`."""
     if masks is None:
-        weights = weights if weights is not None else [1.0 / len(moments)] * len(moments)
-        mean, std = blend_moments(moments, weights)
-        target = adain_from_stats(feat, mean, std)
+        target = adain_from_stats(feat, *blend_moments(moments, weights))
     else:
-        assert tuple(masks.shape) == (len(moments), h, w), tuple(masks.shape)
-        m = pad_to_multiple(masks[None].float(), MULTIPLE)[0]
-        m = F.interpolate(m, size=feat.shape[-2:], mode="bilinear", align_corners=False)[0]
+        m = F.interpolate(masks[None], size=feat.shape[-2:], mode="bilinear", align_corners=False)[
+            0
+        ]
         # Where masks overlap they share the pixel; where they sum below one the content shows.
         m = m / m.sum(0, keepdim=True).clamp_min(1.0)
         target = (1.0 - m.sum(0))[None, None] * feat + sum(
             m[i][None, None] * adain_from_stats(feat, *moments[i]) for i in range(len(moments))
         )
-    target = alpha * target + (1.0 - alpha) * feat
-    out = decoder(target, skip_features(feats))
+    return alpha * target + (1.0 - alpha) * feat
+
+
+@torch.no_grad()
+def stylize(
+    encoder: VGGEncoder | None,
+    decoder: AnyDecoder,
+    content: torch.Tensor,
+    moments: Sequence[Moments],
+    *,
+    weights: Sequence[float] | None = None,
+    options: AdaINOptions | None = None,
+    masks: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Stylize a batch of content images with precomputed style moments (`style_moments`).
+
+    options.alpha blends in feature space: t = alpha * AdaIN(f(c), s) + (1 - alpha) * f(c), so
+    alpha=0 reconstructs the content through the decoder. With `masks` (one (H, W) map per
+    style, in 0..1, at content resolution) each region takes its own style, blended softly where
+    masks overlap; otherwise the styles are interpolated by `weights` (summing to one; None:
+    equal). A `LiteNet` does this at each of its levels, a `Decoder` at relu4_1.
+    """
+    alpha = (options or AdaINOptions()).alpha
+    padded, h, w = pad_to_multiple(content, MULTIPLE)
+    weights = weights if weights is not None else [1.0 / len(moments)] * len(moments)
+    if masks is not None:
+        assert tuple(masks.shape) == (len(moments), h, w), tuple(masks.shape)
+        masks = pad_to_multiple(masks[None].float(), MULTIPLE)[0][0]
+    maps, context = decoder.levels(encoder, padded)
+    targets = [
+        restyle(feat, [m[k] for m in moments], weights, masks, alpha) for k, feat in enumerate(maps)
+    ]
+    out = decoder.draw(targets, context)
     return out[..., :h, :w].clamp(0.0, 1.0)

@@ -19,7 +19,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .adain import DECODER_VERSION, Decoder, make_decoder
+from .adain import (
+    DECODER_VERSION,
+    LITE,
+    LITE_VERSION,
+    AnyDecoder,
+    Decoder,
+    architecture_version,
+    make_decoder,
+)
 from .atomic import atomic_path
 from .errors import WeightsError
 from .hashing import weights_hash
@@ -33,7 +41,7 @@ def content_hash(tensors: dict[str, torch.Tensor]) -> str:
 
 def save_checkpoint(
     path: str | os.PathLike,
-    decoder: torch.nn.Module,
+    decoder: AnyDecoder,
     *,
     width: str,
     encoder: str,
@@ -50,7 +58,7 @@ def save_checkpoint(
     digest = content_hash(tensors)
     meta = {
         "format": FORMAT,
-        "architecture_version": str(DECODER_VERSION),
+        "architecture_version": str(architecture_version(decoder)),
         "width": width,
         "encoder": encoder,
         "settings": json.dumps(settings, sort_keys=True),
@@ -82,11 +90,17 @@ def read_checkpoint(
             f"{path} is not an nst-plugin AdaIN decoder (format {raw.get('format')!r})"
         )
     version = raw.get("architecture_version")
-    if version != str(DECODER_VERSION) and not (upgrade and version == "1"):
+    readable = (str(DECODER_VERSION), str(LITE_VERSION))
+    if version not in readable and not (upgrade and version == "1"):
         hint = " (start a new file from it: nst train adain --init OLD --out NEW)"
         raise WeightsError(
             f"{path} holds decoder architecture v{version}, this version reads "
-            f"v{DECODER_VERSION}" + (hint if version == "1" else "")
+            f"v{DECODER_VERSION} and v{LITE_VERSION}" + (hint if version == "1" else "")
+        )
+    if (raw.get("width") == LITE) != (version == str(LITE_VERSION)):
+        raise WeightsError(
+            f"{path} records width {raw.get('width')!r} with architecture v{version}: "
+            f"only the {LITE} network is v{LITE_VERSION}"
         )
     if content_hash(tensors) != raw.get("sha256"):
         raise WeightsError(f"{path} is corrupt: its weights do not match their recorded SHA-256")
@@ -112,7 +126,7 @@ def _upgrade_v1(tensors: dict[str, torch.Tensor], width: str) -> dict[str, torch
 
 def load_decoder(
     path: str | os.PathLike, *, upgrade: bool = False
-) -> tuple[Decoder, dict[str, Any]]:
+) -> tuple[AnyDecoder, dict[str, Any]]:
     tensors, meta = read_checkpoint(path, upgrade=upgrade)
     decoder = make_decoder(meta["width"])
     weights = {k[len("decoder.") :]: v for k, v in tensors.items() if k.startswith("decoder.")}

@@ -29,11 +29,13 @@ from .adain import (
     CONTENT_TAP,
     SKIP_TAPS,
     STYLE_TAPS,
+    LiteNet,
     adain_from_stats,
     calc_mean_std,
     make_decoder,
     normalized,
     skip_features,
+    style_moments,
 )
 from .encoders import VGGEncoder
 from .errors import Cancelled, InputError
@@ -47,6 +49,7 @@ class TrainData:
     features: relu4_1 of each whole content image, (512, h, w) float16.
     pixels: the same images as uint8 (3, 8h, 8w), for the reconstruction warm-up and samples.
     style_mean / style_std: per tap, (N, C) moments of N style crops.
+    style_pixels: the N crops themselves, (N, 3, S, S) uint8: a lite network encodes them.
     style_rows: the style file behind each row, for sample grids.
     """
 
@@ -54,6 +57,7 @@ class TrainData:
     pixels: list[torch.Tensor]
     style_mean: dict[str, torch.Tensor]
     style_std: dict[str, torch.Tensor]
+    style_pixels: torch.Tensor | None = None
     style_rows: list[str] = field(default_factory=list)  # the style file behind each row
 
     def __post_init__(self) -> None:
@@ -238,7 +242,7 @@ class AdaINTrainer(Trainer):
         self.data = data
         self.state = state or TrainState()
         self.device = dev = torch.device(device)
-        # channels_last is the fast layout of oneDNN (CPU) and cuDNN; bf16 autocast on CUDA only.
+        # channels_last is the fast layout of oneDNN (CPU) and cuDNN
         fmt = torch.channels_last
         self.encoder = copy.deepcopy(encoder.truncated(CONTENT_TAP)).to(dev, memory_format=fmt)
         self.net = (decoder or make_decoder(settings.width)).to(dev, memory_format=fmt)
@@ -248,6 +252,7 @@ class AdaINTrainer(Trainer):
         self.style_std = {t: v.float().to(dev) for t, v in data.style_std.items()}
         self._setup_optimizer(settings.lr, adam_tensors)
         self.timings = {"data": 0.0, "decoder": 0.0, "encoder": 0.0, "backward": 0.0}
+        self.lite = isinstance(self.net, LiteNet)
         self._check_settings()
 
     @property
@@ -267,6 +272,8 @@ class AdaINTrainer(Trainer):
         cells = c // 8
         if all(f.shape[-1] < cells or f.shape[-2] < cells for f in self.data.features):
             raise InputError(f"every content image is smaller than the crop of {c} px")
+        if self.lite and self.data.style_pixels is None:
+            raise InputError("a lite network trains on the style crops' pixels; none were given")
 
     # -- data ---------------------------------------------------------------------------------
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -291,18 +298,32 @@ class AdaINTrainer(Trainer):
         return feat, torch.stack(pixels).float() / 255.0, styles
 
     # -- one update ---------------------------------------------------------------------------
+    def _draw(
+        self, feat: torch.Tensor, pixels: torch.Tensor, skips: list, styles: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The network's output for a batch: with `styles` (rows of the style set) stylized,
+        without them the warm-up's reconstruction. `feat`: relu4_1 of the photos, or its AdaIN
+        target; a lite network reads the photos' and the style crops' pixels instead."""
+        if not self.lite:
+            return self.net(feat, skips)
+        if styles is None:
+            return self.net(pixels)
+        crops = self._to_device(self.data.style_pixels[styles.cpu()]).float() / 255.0
+        crops = crops.contiguous(memory_format=torch.channels_last)
+        return self.net(pixels, style_moments(None, crops, self.net))
+
     def step(self) -> dict[str, float]:
         s, t0 = self.settings, time.perf_counter()
         feat, pixels, styles = (self._to_device(t) for t in self.batch(self.state.step))
         t1 = time.perf_counter()
-        cuda = self.device.type == "cuda"
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda)
-        with torch.no_grad(), autocast:
-            photo = self.encoder(pixels, SKIP_TAPS)
-        skips = skip_features(photo)
+        # a lite network reads no VGG skips; the photo's relu3_1 is then for the structure term
+        needs_photo = not self.lite or s.structure_weight > 0
+        with torch.no_grad(), autocast(self.device):
+            photo = self.encoder(pixels, SKIP_TAPS) if needs_photo else {}
+        skips = [] if self.lite else skip_features(photo)
         if self.state.step < s.recon_steps:
-            with autocast:
-                out = self.decoder(feat, skips)
+            with autocast(self.device):
+                out = self._draw(feat, pixels, skips, None)
             t2 = t3 = self._clock()
             loss = F.l1_loss(out.float(), pixels)
             losses = {"recon": loss.item()}
@@ -310,8 +331,8 @@ class AdaINTrainer(Trainer):
             mean4 = self.style_mean[CONTENT_TAP][styles].view(len(styles), -1, 1, 1)
             std4 = self.style_std[CONTENT_TAP][styles].view(len(styles), -1, 1, 1)
             target = adain_from_stats(feat, mean4, std4)
-            with autocast:
-                out = self.decoder(target, skips)
+            with autocast(self.device):
+                out = self._draw(target, pixels, skips, styles)
                 t2 = self._clock()
                 taps = self.encoder(out, STYLE_TAPS)
             t3 = self._clock()
@@ -336,16 +357,19 @@ class AdaINTrainer(Trainer):
         return self._account((t0, t1, t2, t3, self._clock()), loss, losses)
 
     @torch.no_grad()
-    def preview(
-        self, feats: torch.Tensor, pixels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
-    ) -> torch.Tensor:
-        self.decoder.eval()
+    def preview(self, feats: torch.Tensor, pixels: torch.Tensor, row: int) -> torch.Tensor:
+        """Photos (their relu4_1 and pixels) stylized with one row of the style set."""
+        self.net.eval()
         try:
-            feats, pixels, mean, std = (t.to(self.device) for t in (feats, pixels, mean, std))
-            skips = skip_features(self.encoder(pixels, SKIP_TAPS))
-            return self.decoder(adain_from_stats(feats, mean, std), skips).clamp(0, 1).float().cpu()
+            feats, pixels = feats.to(self.device), pixels.to(self.device)
+            rows = torch.full((len(pixels),), row, dtype=torch.long, device=self.device)
+            mean = self.style_mean[CONTENT_TAP][rows].view(len(rows), -1, 1, 1)
+            std = self.style_std[CONTENT_TAP][rows].view(len(rows), -1, 1, 1)
+            skips = [] if self.lite else skip_features(self.encoder(pixels, SKIP_TAPS))
+            out = self._draw(adain_from_stats(feats, mean, std), pixels, skips, rows)
+            return out.clamp(0, 1).float().cpu()
         finally:
-            self.decoder.train()
+            self.net.train()
 
 
 def _fmt(p: torch.Tensor) -> torch.memory_format:
