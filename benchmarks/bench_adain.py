@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -134,15 +136,8 @@ def bench_inference(device: torch.device, sizes: list[int], repeat: int, width: 
                 z, sk = feats[CONTENT_TAP], skip_features(feats)
                 macs = conv_macs(enc, lambda e=enc, x=x: e(x, [CONTENT_TAP]))
                 macs += conv_macs(dec, lambda d=dec, z=z, sk=sk: d(z, sk))
-                context = autocast(device) if half else contextlib.nullcontext()
-                with context:
-                    stylize(enc, dec, x, moments)
-                    _sync(device)
-                    t = time.perf_counter()
-                    for _ in range(repeat):
-                        stylize(enc, dec, x, moments)
-                    _sync(device)
-            ms = (time.perf_counter() - t) / repeat * 1000
+                run = functools.partial(stylize, enc, dec, x, moments)
+                ms = _ms_per_call(run, device, repeat, half)
             base = base or ms
             floor = 2 * macs / (gflops[channels_last] * 1e9) * 1000
             print(
@@ -170,14 +165,20 @@ def _time_lite(device: torch.device, size: int, repeat: int, bf16: bool) -> tupl
     with torch.no_grad():
         moments = [style_moments(None, torch.rand(1, 3, 512, 512, device=device), net)]
         macs = conv_macs(net, lambda: net(x))
-        with autocast(device) if bf16 else contextlib.nullcontext():
-            stylize(None, net, x, moments)
-            _sync(device)
-            t = time.perf_counter()
-            for _ in range(repeat):
-                stylize(None, net, x, moments)
-            _sync(device)
-    return (time.perf_counter() - t) / repeat * 1000, macs
+        ms = _ms_per_call(lambda: stylize(None, net, x, moments), device, repeat, bf16)
+    return ms, macs
+
+
+def _ms_per_call(run: Callable[[], object], device: torch.device, repeat: int, bf16: bool) -> float:
+    """Milliseconds per call of `run` after one warm-up call, under bf16 autocast if asked."""
+    with autocast(device) if bf16 else contextlib.nullcontext():
+        run()
+        _sync(device)
+        t = time.perf_counter()
+        for _ in range(repeat):
+            run()
+        _sync(device)
+    return (time.perf_counter() - t) / repeat * 1000
 
 
 def bench_training(device: torch.device, steps: int, batch: int, crop: int) -> None:
