@@ -84,6 +84,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
     fast.add_argument("--blocks", type=int, help=f"residual blocks ({f.blocks})")
     fast.add_argument("--tv-weight", type=float, help=f"total variation weight ({f.tv_weight:g})")
     fast.add_argument(
+        "--histogram-weight",
+        type=float,
+        help="weight of a channel histogram style term beside the Gram one (Risser et al. 2017), "
+        f"against blobs in flat areas ({f.histogram_weight:g}: off)",
+    )
+    fast.add_argument(
         "--batch-gram",
         action=argparse.BooleanOptionalAction,
         help="match the painting's style statistics over the batch, not each crop "

@@ -103,6 +103,47 @@ def test_batch_gram_asks_the_batch_not_each_crop_for_the_paintings_statistics():
     assert float(over_batch) < 1e-12 < float(per_crop)
 
 
+def test_histogram_term_charges_a_gram_match_made_of_saturated_spots():
+    """Half the pixels at sqrt(2) and half at 0 have the Gram matrix of a painting that is 1
+    everywhere, so the Gram term is blind to the blob; the histogram term is not, and is zero
+    for a crop whose values are the painting's, at another size, in another order."""
+    painting = {t: torch.ones(1, 1, 16, 16) for t in fast.FEATURE_TAPS}
+    scales = {t: torch.tensor(1.0) for t in fast.FEATURE_TAPS}
+    grams = fast.style_grams(painting, scales)
+    hists = fast.style_histograms(painting, scales)
+    assert hists["relu1_1"].shape == (1, fast.HISTOGRAM_QUANTILES)
+    spots = torch.zeros(1, 1, 8, 8)
+    spots[..., :4] = 2**0.5
+    feats = {t: spots for t in fast.FEATURE_TAPS}
+    args = (feats, spots, grams, scales, torch.rand(1, 3, 8, 8))
+    parts = fast.perceptual_losses(*args, histograms=hists)
+    assert float(parts["style"]) < 1e-10
+    assert float(parts["histogram"]) > 0.1
+    assert "histogram" not in fast.perceptual_losses(*args)
+
+    ramp = torch.linspace(0, 3, 64 * 64).reshape(1, 1, 64, 64)
+    ramp_hists = fast.style_histograms({t: ramp for t in fast.STYLE_TAPS}, scales)
+    crop = ramp.flatten()[::16][torch.randperm(256)].reshape(1, 1, 16, 16)
+    same = fast.histogram_loss(crop, ramp_hists["relu1_1"], pooled=False)
+    assert float(same) < 1e-4
+
+
+def test_histogram_weight_adds_its_term_to_training():
+    photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
+    settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
+    plain = FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], settings)
+    assert plain.histograms is None and "histogram" not in plain.step()
+    hist = FastTrainer(
+        random_vgg(), [photo], make_image(32, 32)[None], replace(settings, histogram_weight=2.0)
+    )
+    losses = hist.step()
+    assert np.isfinite(losses["histogram"]) and losses["histogram"] > 0
+    with pytest.raises(InputError, match="histogram weight must be 0 or more"):
+        FastTrainer(
+            random_vgg(), [photo], make_image(32, 32)[None], replace(settings, histogram_weight=-1)
+        )
+
+
 def test_margin_shows_the_network_more_photo_than_the_losses_score(tmp_path):
     """The scored window moves inside the margin from step to step, so a colour placed by its
     distance from the network's input border lands at a different place in it each time."""

@@ -14,7 +14,10 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
   checkerboard, Odena et al. 2016), and all padding is reflection padding (no dark borders);
 - the style loss uses Gram matrices at relu1_1..relu4_1 and the content loss relu2_2, with each
   layer's features divided by their mean activation on the painting, because our Caffe VGG-19's
-  activations are 20-400x those of the normalised network the literature's weights assume.
+  activations are 20-400x those of the normalised network the literature's weights assume;
+- optionally (`histogram_weight` in training) a histogram term beside the Gram term, after
+  Risser, Wilmot & Barnes 2017 ("Stable and controllable neural texture synthesis and style
+  transfer using histogram losses"): see `perceptual_losses`.
 """
 
 from __future__ import annotations
@@ -125,6 +128,36 @@ def style_grams(
     return {t: gram_matrix(style_feats[t].float() / scales[t]) for t in STYLE_TAPS}
 
 
+HISTOGRAM_QUANTILES = 4096
+
+
+def style_histograms(
+    style_feats: Mapping[str, torch.Tensor], scales: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Each style layer's activations on the painting, channel by channel, as sorted quantiles
+    (C, HISTOGRAM_QUANTILES): a fixed size whatever the painting's, resampled to a crop's size
+    in `histogram_loss`."""
+    out = {}
+    for t in STYLE_TAPS:
+        f = (style_feats[t].float() / scales[t]).flatten(2).transpose(0, 1).flatten(1)
+        ranked = f.sort(dim=1).values[None]
+        out[t] = F.interpolate(ranked, HISTOGRAM_QUANTILES, mode="linear", align_corners=True)[0]
+    return out
+
+
+def histogram_loss(feats: torch.Tensor, target: torch.Tensor, *, pooled: bool) -> torch.Tensor:
+    """Mean squared distance between each channel's sorted activations and the painting's
+    quantiles at the same ranks: the 1-D optimal transport cost per channel, which is what
+    Risser et al.'s histogram remapping + L2 computes (their remapped target is exactly the
+    painting's value at each activation's rank). Per crop, or over the batch when `pooled`."""
+    f = feats.flatten(2)
+    if pooled:
+        f = f.transpose(0, 1).flatten(1)[None]
+    ranked = f.sort(dim=-1).values
+    want = F.interpolate(target[None], ranked.shape[-1], mode="linear", align_corners=True)
+    return F.mse_loss(ranked, want.expand_as(ranked))
+
+
 def perceptual_losses(
     out_feats: Mapping[str, torch.Tensor],
     content_target: torch.Tensor,
@@ -133,6 +166,7 @@ def perceptual_losses(
     output: torch.Tensor,
     *,
     batch_gram: bool = False,
+    histograms: Mapping[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """The paper's feature reconstruction, style reconstruction and total-variation losses.
 
@@ -140,6 +174,11 @@ def perceptual_losses(
     one (the mean of the crops' Grams) instead of each crop's: a departure from the paper, where
     every crop must hold all of the painting's statistics, so a crop of plain sky has to grow the
     painting's colours somewhere, and the network learns to paint blobs where the photo is flat.
+
+    With `histograms` (from `style_histograms`) a "histogram" term is added, also a departure:
+    a Gram matrix is matched as well by a few saturated activations as by many moderate ones
+    (Risser et al. 2017 show the unstable mixtures this gives), the saturated blobs seen in
+    flat skies; matching each channel's whole distribution leaves no such way out.
     """
     sc = scales[CONTENT_TAP]
     content = F.mse_loss(out_feats[CONTENT_TAP].float() / sc, content_target.float() / sc)
@@ -152,4 +191,10 @@ def perceptual_losses(
     tv = (output[..., 1:, :] - output[..., :-1, :]).abs().mean() + (
         output[..., :, 1:] - output[..., :, :-1]
     ).abs().mean()
-    return {"content": content, "style": style, "tv": tv.float()}
+    parts = {"content": content, "style": style, "tv": tv.float()}
+    if histograms is not None:
+        parts["histogram"] = sum(
+            histogram_loss(out_feats[t].float() / scales[t], histograms[t], pooled=batch_gram)
+            for t in STYLE_TAPS
+        )
+    return parts

@@ -388,6 +388,8 @@ class FastSettings:
     content_weight: float = 1.0
     style_weight: float = 2e4
     tv_weight: float = 0.0
+    # weight of the channel histogram term beside the Gram term (fast.perceptual_losses); 0: off
+    histogram_weight: float = 0.0
     batch_gram: bool = False  # style statistics pooled over the batch (fast.perceptual_losses)
     # px of photo the network sees around each crop and the losses do not, the crop at a random
     # offset in it: with the crop's edge never scored, the network cannot learn to place the
@@ -435,6 +437,9 @@ class FastTrainer(Trainer):
             feats = self.encoder(style.to(dev).contiguous(memory_format=fmt), fast.FEATURE_TAPS)
         self.scales = fast.feature_scales(feats)
         self.grams = fast.style_grams(feats, self.scales)
+        self.histograms = (
+            fast.style_histograms(feats, self.scales) if settings.histogram_weight > 0 else None
+        )
         self._setup_optimizer(settings.lr, adam_tensors)
         self.timings = {"data": 0.0, "net": 0.0, "encoder": 0.0, "backward": 0.0}
 
@@ -450,7 +455,7 @@ class FastTrainer(Trainer):
         side = s.crop + s.margin
         if not any(min(p.shape[-2:]) >= side for p in photos):
             raise InputError(f"every content image is smaller than crop + margin ({side} px)")
-        for name in ("content_weight", "style_weight", "tv_weight"):
+        for name in ("content_weight", "style_weight", "tv_weight", "histogram_weight"):
             if getattr(s, name) < 0:
                 raise InputError(f"{name.replace('_', ' ')} must be 0 or more")
 
@@ -495,12 +500,19 @@ class FastTrainer(Trainer):
                 feats = self.encoder(out, fast.FEATURE_TAPS)
             t3 = self._clock()
             parts = fast.perceptual_losses(
-                feats, target, self.grams, self.scales, out.float(), batch_gram=s.batch_gram
+                feats,
+                target,
+                self.grams,
+                self.scales,
+                out.float(),
+                batch_gram=s.batch_gram,
+                histograms=self.histograms,
             )
             loss = (
                 s.content_weight * parts["content"]
                 + s.style_weight * parts["style"]
                 + s.tv_weight * parts["tv"]
+                + s.histogram_weight * parts.get("histogram", 0.0)
             )
             losses = {k: v.item() for k, v in parts.items()}
         self._update(loss)
