@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--style-size", type=int, default=None,
                     help="painting's longer side (px), for all; resumes keep theirs")  # fmt: skip
     ap.add_argument("--margin", type=int, default=None, help="unscored px around crops, for all")
+    ap.add_argument("--histogram-weight", type=float, default=None,
+                    help="channel histogram style term's weight, for all")  # fmt: skip
     ap.add_argument("--batch-gram", action=argparse.BooleanOptionalAction, default=None,
                     help="style statistics pooled over the batch, for all")  # fmt: skip
     args = ap.parse_args()
@@ -70,7 +72,8 @@ def main() -> None:
                   "source": source},
             settings={"style_weight": args.style_weight, "crop": args.crop,
                       "tv_weight": args.tv_weight, "batch_gram": args.batch_gram,
-                      "margin": args.margin}, quiet=True,
+                      "margin": args.margin, "histogram_weight": args.histogram_weight},
+            quiet=True,
         )  # fmt: skip
 
 
