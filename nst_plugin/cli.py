@@ -87,7 +87,7 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         "--histogram-weight",
         type=float,
         help="weight of a channel histogram style term beside the Gram one (Risser et al. 2017), "
-        f"against blobs in flat areas ({f.histogram_weight:g}: off)",
+        f"that charges saturated spots ({f.histogram_weight:g}: off)",
     )
     fast.add_argument(
         "--batch-gram",

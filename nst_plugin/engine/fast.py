@@ -178,7 +178,8 @@ def perceptual_losses(
     With `histograms` (from `style_histograms`) a "histogram" term is added, also a departure:
     a Gram matrix is matched as well by a few saturated activations as by many moderate ones
     (Risser et al. 2017 show the unstable mixtures this gives), the saturated blobs seen in
-    flat skies; matching each channel's whole distribution leaves no such way out.
+    flat skies; matching each channel's whole distribution rules out the saturation, though not
+    where the colour goes (on udnie it spread the green thinner: benchmarks/fast-training.md).
     """
     sc = scales[CONTENT_TAP]
     content = F.mse_loss(out_feats[CONTENT_TAP].float() / sc, content_target.float() / sc)
