@@ -535,8 +535,13 @@ class _Scale:
 
     def done(self) -> bool:
         """Whether this pass is over: the one place a rule for ending a scale is asked. Its
-        passes are spent, its share of the time budget is, or the loss has stopped moving."""
-        if self.evaluations >= self.budget or time.perf_counter() >= self.deadline:
+        passes are spent, its share of the time budget is, or the loss has stopped moving.
+        A scale that has started takes at least one pass even past its deadline: a cold first
+        pass (weights paged in, kernels chosen) can outlast a small coarse share, and skipping
+        the scale would hand the next one an unstyled start."""
+        if self.evaluations >= self.budget:
+            return True
+        if self.evaluations and time.perf_counter() >= self.deadline:
             return True
         if self.tolerance and len(self.bests) > TOLERANCE_WINDOW:
             before, now = self.bests[-1 - TOLERANCE_WINDOW], self.bests[-1]
