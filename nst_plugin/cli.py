@@ -90,6 +90,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         f"that charges saturated spots ({f.histogram_weight:g}: off)",
     )
     fast.add_argument(
+        "--teacher-weight",
+        type=float,
+        help="weight of a colour-layout term that holds the network to our AdaIN's rendering "
+        f"of each photo with the painting, in 16 px squares ({f.teacher_weight:g}: off)",
+    )
+    fast.add_argument(
         "--batch-gram",
         action=argparse.BooleanOptionalAction,
         help="match the painting's style statistics over the batch, not each crop "

@@ -119,6 +119,7 @@ def train_fast(
     reference = _jpeg(resize_longer(painting, REFERENCE_LONGER))
 
     photos = _load_photos(content_dir, train_settings.crop + train_settings.margin)
+    teachers = _teachers(photos, painting, quiet) if train_settings.teacher_weight > 0 else None
     trainer = FastTrainer(
         load_encoder("vgg19"),
         photos,
@@ -128,6 +129,7 @@ def train_fast(
         state=state,
         adam_tensors=adam,
         device=resolve_device(device),
+        teachers=teachers,
     )
 
     def save_file() -> None:
@@ -159,6 +161,22 @@ def train_fast(
         quiet=quiet,
     )
     return trainer.state
+
+
+def _teachers(photos: list[torch.Tensor], painting: Picture, quiet: bool) -> list[torch.Tensor]:
+    """Our AdaIN's rendering of each photo with the painting (the shipped decoder, photo size),
+    as uint8 like the photos: the colour layout `teacher_weight` holds the network to. Computed
+    at every start (a few minutes for some hundred photos), so a resumed run sees the same."""
+    from .api import create_task
+
+    task = create_task("nst.style_transfer", method="adain", size=0, device="cpu")
+    out = []
+    for k, photo in enumerate(photos):
+        if not quiet and k % 100 == 0:
+            print(f"teacher images: {k}/{len(photos)}", flush=True)
+        image = task.run({"content": Picture(photo.float() / 255), "styles": [painting]})["image"]
+        out.append((image.rgb * 255 + 0.5).to(torch.uint8))
+    return out
 
 
 def _sample_photos(photos: list[torch.Tensor]) -> torch.Tensor:

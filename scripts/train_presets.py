@@ -52,6 +52,8 @@ def main() -> None:
     ap.add_argument("--margin", type=int, default=None, help="unscored px around crops, for all")
     ap.add_argument("--histogram-weight", type=float, default=None,
                     help="channel histogram style term's weight, for all")  # fmt: skip
+    ap.add_argument("--teacher-weight", type=float, default=None,
+                    help="colour-layout term's weight against our AdaIN, for all")  # fmt: skip
     ap.add_argument("--batch-gram", action=argparse.BooleanOptionalAction, default=None,
                     help="style statistics pooled over the batch, for all")  # fmt: skip
     args = ap.parse_args()
@@ -72,7 +74,8 @@ def main() -> None:
                   "source": source},
             settings={"style_weight": args.style_weight, "crop": args.crop,
                       "tv_weight": args.tv_weight, "batch_gram": args.batch_gram,
-                      "margin": args.margin, "histogram_weight": args.histogram_weight},
+                      "margin": args.margin, "histogram_weight": args.histogram_weight,
+                      "teacher_weight": args.teacher_weight},
             quiet=True,
         )  # fmt: skip
 

@@ -152,7 +152,8 @@ def test_margin_shows_the_network_more_photo_than_the_losses_score(tmp_path):
     trainer = FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], settings)
     offsets = set()
     for step in range(12):
-        seen, (rows, cols) = trainer.batch(step)
+        seen, (rows, cols), teachers = trainer.batch(step)
+        assert teachers is None
         assert seen.shape == (2, 3, 48, 48)
         assert rows.stop - rows.start == cols.stop - cols.start == 32
         assert 0 <= rows.start <= 16 and 0 <= cols.start <= 16
@@ -164,6 +165,46 @@ def test_margin_shows_the_network_more_photo_than_the_losses_score(tmp_path):
         FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], replace(settings, margin=5))
     with pytest.raises(InputError, match=r"smaller than crop \+ margin \(88 px\)"):
         FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], replace(settings, margin=56))
+
+
+def test_layout_term_sees_where_colour_goes_not_the_texture_inside_its_squares():
+    teacher = torch.full((1, 3, 32, 32), 0.5)
+    checker = (torch.arange(32)[:, None] + torch.arange(32)[None]) % 2  # a texture, mean 0.5
+    textured = checker.float().expand(1, 3, 32, 32)
+    blob = teacher.clone()
+    blob[..., :16, :16] = torch.tensor([0.1, 0.8, 0.2])[:, None, None]  # a green square
+    assert float(fast.layout_loss(textured, teacher)) == 0.0
+    assert float(fast.layout_loss(blob, teacher)) > 0.02
+
+
+def test_teacher_crops_follow_their_photos_crops_and_flips():
+    photo = (torch.rand(3, 72, 80) * 255).to(torch.uint8)
+    settings = FastSettings(
+        crop=32, margin=16, batch_size=3, width=4, blocks=1, recon_steps=0, teacher_weight=1.0
+    )
+    trainer = FastTrainer(
+        random_vgg(), [photo], make_image(32, 32)[None], settings, teachers=[photo]
+    )
+    for step in range(6):
+        seen, (rows, cols), teachers = trainer.batch(step)
+        assert torch.equal(teachers, seen[..., rows, cols])
+    losses = trainer.step()
+    assert np.isfinite(losses["layout"])
+    with pytest.raises(InputError, match="teacher weight needs one teacher image per photo"):
+        FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], settings)
+    with pytest.raises(InputError, match="teacher weight needs one teacher image per photo"):
+        FastTrainer(
+            random_vgg(), [photo], make_image(32, 32)[None], settings, teachers=[photo[:, :64]]
+        )
+
+
+def test_training_with_a_teacher_renders_each_photo_with_our_adain(photos, painting, tmp_path):
+    out = tmp_path / "m.safetensors"
+    _train(photos, painting, out, 3, settings={"teacher_weight": 2.0})
+    _, meta = read_style_model(out)
+    assert json.loads(meta["settings"])["teacher_weight"] == 2.0
+    log = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
+    assert any("layout" in row and np.isfinite(row["layout"]) for row in log)
 
 
 def test_training_loss_falls_writes_samples_and_records_the_painting(photos, painting, tmp_path):

@@ -17,7 +17,9 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
   activations are 20-400x those of the normalised network the literature's weights assume;
 - optionally (`histogram_weight` in training) a histogram term beside the Gram term, after
   Risser, Wilmot & Barnes 2017 ("Stable and controllable neural texture synthesis and style
-  transfer using histogram losses"): see `perceptual_losses`.
+  transfer using histogram losses"): see `perceptual_losses`;
+- optionally (`teacher_weight` in training) a colour-layout term against a teacher's rendering
+  of the same photo (our AdaIN with the same painting): see `layout_loss`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ ARCHITECTURE_VERSION = 1
 CONTENT_TAP = "relu2_2"
 STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 FEATURE_TAPS = tuple(sorted({CONTENT_TAP, *STYLE_TAPS}))
+LAYOUT_CELL = 16  # px squares the colour-layout term compares (`layout_loss`)
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,22 @@ def histogram_loss(feats: torch.Tensor, target: torch.Tensor, *, pooled: bool) -
     ranked = f.sort(dim=-1).values
     want = F.interpolate(target[None], ranked.shape[-1], mode="linear", align_corners=True)
     return F.mse_loss(ranked, want.expand_as(ranked))
+
+
+def layout_loss(
+    output: torch.Tensor, teacher: torch.Tensor, cell: int = LAYOUT_CELL
+) -> torch.Tensor:
+    """Mean squared distance between the output's and the teacher's colours averaged over
+    `cell` x `cell` squares: where the picture puts which colour, not its strokes.
+
+    A departure from the paper, for paintings with large flat shapes (udnie, composition_vii):
+    the Gram term asks each crop for the painting's share of a colour but not where it goes, and
+    the content term at relu2_2 charges least for it where the photo is flat, so the network
+    learned to put saturated blobs there. An arbitrary-style model paints the same colours as a
+    function of the photo's features, so its low-frequency layout is a prior that rules the blobs
+    out, while the texture inside each square stays the Gram term's to choose.
+    """
+    return F.mse_loss(F.avg_pool2d(output.float(), cell), F.avg_pool2d(teacher.float(), cell))
 
 
 def perceptual_losses(

@@ -391,6 +391,9 @@ class FastSettings:
     # weight of the channel histogram term beside the Gram term (fast.perceptual_losses); 0: off
     histogram_weight: float = 0.0
     batch_gram: bool = False  # style statistics pooled over the batch (fast.perceptual_losses)
+    # weight of the colour-layout term against a teacher's rendering of each photo
+    # (fast.layout_loss); 0: off, and no teacher is needed
+    teacher_weight: float = 0.0
     # px of photo the network sees around each crop and the losses do not, the crop at a random
     # offset in it: with the crop's edge never scored, the network cannot learn to place the
     # painting's colours by their distance from the image's border (corner blobs, seen in udnie)
@@ -409,7 +412,8 @@ class FastSettings:
 
 class FastTrainer(Trainer):
     """One painting's network. The painting's Gram targets are computed once; each step encodes
-    the photo crops (no grad, the content target) and the output (with its backward)."""
+    the photo crops (no grad, the content target) and the output (with its backward).
+    `teachers`, one per photo and the same size, are what `teacher_weight` compares with."""
 
     def __init__(
         self,
@@ -422,12 +426,16 @@ class FastTrainer(Trainer):
         state: TrainState | None = None,
         adam_tensors: dict[str, torch.Tensor] | None = None,
         device: torch.device | str = "cpu",
+        teachers: list[torch.Tensor] | None = None,
     ) -> None:
         self.settings = settings
         self.state = state or TrainState()
         self.device = dev = torch.device(device)
-        self._check(photos, settings)
-        self.photos = [p for p in photos if min(p.shape[-2:]) >= settings.crop + settings.margin]
+        self._check(photos, settings, teachers)
+        side = settings.crop + settings.margin
+        keep = [k for k, p in enumerate(photos) if min(p.shape[-2:]) >= side]
+        self.photos = [photos[k] for k in keep]
+        self.teachers = [teachers[k] for k in keep] if settings.teacher_weight > 0 else None
         fmt = torch.channels_last
         deepest = max(fast.FEATURE_TAPS, key=encoder.index)
         self.encoder = copy.deepcopy(encoder.truncated(deepest)).to(dev, memory_format=fmt)
@@ -444,7 +452,9 @@ class FastTrainer(Trainer):
         self.timings = {"data": 0.0, "net": 0.0, "encoder": 0.0, "backward": 0.0}
 
     @staticmethod
-    def _check(photos: list[torch.Tensor], s: FastSettings) -> None:
+    def _check(
+        photos: list[torch.Tensor], s: FastSettings, teachers: list[torch.Tensor] | None
+    ) -> None:
         multiple = s.net_config().multiple
         if s.crop % multiple or s.crop < 4 * multiple:
             raise InputError(
@@ -455,13 +465,21 @@ class FastTrainer(Trainer):
         side = s.crop + s.margin
         if not any(min(p.shape[-2:]) >= side for p in photos):
             raise InputError(f"every content image is smaller than crop + margin ({side} px)")
-        for name in ("content_weight", "style_weight", "tv_weight", "histogram_weight"):
+        weights = ("content_weight", "style_weight", "tv_weight", "histogram_weight")
+        for name in (*weights, "teacher_weight"):
             if getattr(s, name) < 0:
                 raise InputError(f"{name.replace('_', ' ')} must be 0 or more")
+        if s.teacher_weight > 0 and (
+            teachers is None
+            or len(teachers) != len(photos)
+            or any(t.shape != p.shape for t, p in zip(teachers, photos))
+        ):
+            raise InputError("teacher weight needs one teacher image per photo, of its size")
 
-    def batch(self, step: int) -> tuple[torch.Tensor, tuple[slice, slice]]:
+    def batch(self, step: int) -> tuple[torch.Tensor, tuple[slice, slice], torch.Tensor | None]:
         """Random photo crops (a function of seed and step), flipped at random, RGB 0..1, each
-        with the margin around it, and the scored window (the same for the whole batch)."""
+        with the margin around it; the scored window (the same for the whole batch); and the
+        teachers' crops at the same places (None without teachers)."""
         s = self.settings
         side = s.crop + s.margin
         gen = torch.Generator().manual_seed(s.seed * 1_000_003 + step)
@@ -469,6 +487,8 @@ class FastTrainer(Trainer):
         crops = []
         for k in picks:
             p = self.photos[k]
+            if self.teachers is not None:  # cropped and flipped with its photo, as 6 channels
+                p = torch.cat([p, self.teachers[k]])
             y = int(torch.randint(p.shape[-2] - side + 1, (1,), generator=gen))
             x = int(torch.randint(p.shape[-1] - side + 1, (1,), generator=gen))
             crop = p[:, y : y + side, x : x + side]
@@ -477,12 +497,13 @@ class FastTrainer(Trainer):
             crops.append(crop)
         oy, ox = torch.randint(s.margin + 1, (2,), generator=gen).tolist() if s.margin else (0, 0)
         window = (slice(oy, oy + s.crop), slice(ox, ox + s.crop))
-        photos = torch.stack(crops).float().div_(255.0)
-        return photos.contiguous(memory_format=torch.channels_last), window
+        both = torch.stack(crops).float().div_(255.0).contiguous(memory_format=torch.channels_last)
+        teachers = both[:, 3:, window[0], window[1]] if self.teachers is not None else None
+        return both[:, :3], window, teachers
 
     def step(self) -> dict[str, float]:
         s, t0 = self.settings, time.perf_counter()
-        seen, (rows, cols) = self.batch(self.state.step)
+        seen, (rows, cols), teachers = self.batch(self.state.step)
         seen = self._to_device(seen)
         t1 = time.perf_counter()
         with autocast(self.device):
@@ -508,11 +529,14 @@ class FastTrainer(Trainer):
                 batch_gram=s.batch_gram,
                 histograms=self.histograms,
             )
+            if teachers is not None:
+                parts["layout"] = fast.layout_loss(out, self._to_device(teachers))
             loss = (
                 s.content_weight * parts["content"]
                 + s.style_weight * parts["style"]
                 + s.tv_weight * parts["tv"]
                 + s.histogram_weight * parts.get("histogram", 0.0)
+                + s.teacher_weight * parts.get("layout", 0.0)
             )
             losses = {k: v.item() for k, v in parts.items()}
         self._update(loss)
