@@ -171,8 +171,9 @@ def layout_loss(
     the Gram term asks each crop for the painting's share of a colour but not where it goes, and
     the content term at relu2_2 charges least for it where the photo is flat, so the network
     learned to put saturated blobs there. An arbitrary-style model paints the same colours as a
-    function of the photo's features, so its low-frequency layout is a prior that rules the blobs
-    out, while the texture inside each square stays the Gram term's to choose.
+    function of the photo's features, so its low-frequency layout is a prior against the blobs,
+    while the texture inside each square stays the Gram term's to choose. On udnie, weight 50 left
+    the blobs, 500 removed them but drew rainbow streaks (benchmarks/fast-training.md, item 7).
     """
     return F.mse_loss(F.avg_pool2d(output.float(), cell), F.avg_pool2d(teacher.float(), cell))
 
