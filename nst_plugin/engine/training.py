@@ -434,8 +434,12 @@ class FastTrainer(Trainer):
         self._check(photos, settings, teachers)
         side = settings.crop + settings.margin
         keep = [k for k, p in enumerate(photos) if min(p.shape[-2:]) >= side]
-        self.photos = [photos[k] for k in keep]
-        self.teachers = [teachers[k] for k in keep] if settings.teacher_weight > 0 else None
+        self.with_teachers = settings.teacher_weight > 0
+        # with teachers, each photo is kept with its teacher as 6 channels (joined once here), so
+        # one crop and one flip cut both at the same place
+        self.photos = [
+            torch.cat([photos[k], teachers[k]]) if self.with_teachers else photos[k] for k in keep
+        ]
         fmt = torch.channels_last
         deepest = max(fast.FEATURE_TAPS, key=encoder.index)
         self.encoder = copy.deepcopy(encoder.truncated(deepest)).to(dev, memory_format=fmt)
@@ -465,8 +469,13 @@ class FastTrainer(Trainer):
         side = s.crop + s.margin
         if not any(min(p.shape[-2:]) >= side for p in photos):
             raise InputError(f"every content image is smaller than crop + margin ({side} px)")
-        weights = ("content_weight", "style_weight", "tv_weight", "histogram_weight")
-        for name in (*weights, "teacher_weight"):
+        for name in (
+            "content_weight",
+            "style_weight",
+            "tv_weight",
+            "histogram_weight",
+            "teacher_weight",
+        ):
             if getattr(s, name) < 0:
                 raise InputError(f"{name.replace('_', ' ')} must be 0 or more")
         if s.teacher_weight > 0 and (
@@ -487,8 +496,6 @@ class FastTrainer(Trainer):
         crops = []
         for k in picks:
             p = self.photos[k]
-            if self.teachers is not None:  # cropped and flipped with its photo, as 6 channels
-                p = torch.cat([p, self.teachers[k]])
             y = int(torch.randint(p.shape[-2] - side + 1, (1,), generator=gen))
             x = int(torch.randint(p.shape[-1] - side + 1, (1,), generator=gen))
             crop = p[:, y : y + side, x : x + side]
@@ -498,7 +505,7 @@ class FastTrainer(Trainer):
         oy, ox = torch.randint(s.margin + 1, (2,), generator=gen).tolist() if s.margin else (0, 0)
         window = (slice(oy, oy + s.crop), slice(ox, ox + s.crop))
         both = torch.stack(crops).float().div_(255.0).contiguous(memory_format=torch.channels_last)
-        teachers = both[:, 3:, window[0], window[1]] if self.teachers is not None else None
+        teachers = both[:, 3:, window[0], window[1]] if self.with_teachers else None
         return both[:, :3], window, teachers
 
     def step(self) -> dict[str, float]:
