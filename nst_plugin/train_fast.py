@@ -33,6 +33,7 @@ SAMPLE_COUNT = 4
 SAMPLE_SIDE = 256
 PHOTO_SHORTER = 320  # photos are kept at most this size in memory: crops are 128-256 px
 REFERENCE_LONGER = 512  # the painting as shipped inside the model, for hosts to show
+SHIPPED_DECODER = "adain_decoder.safetensors"  # the teacher
 DEFAULT_STYLE_SIZE = 512  # the painting's longer side for the Gram targets, unless asked
 
 
@@ -167,15 +168,20 @@ def _teachers(photos: list[torch.Tensor], painting: Picture, quiet: bool) -> lis
     """Our AdaIN's rendering of each photo with the painting (the shipped decoder, photo size),
     as uint8 like the photos: the colour layout `teacher_weight` holds the network to. Computed
     at every start (a few minutes for some hundred photos), so a resumed run sees the same."""
-    from .api import create_task
+    from .engine import adain
+    from .engine.checkpoints import load_decoder
+    from .engine.padding import pad_to_multiple
 
-    task = create_task("nst.style_transfer", method="adain", size=0, device="cpu")
+    decoder, _ = load_decoder(Path(__file__).resolve().parent / "weights" / SHIPPED_DECODER)
+    encoder = None if isinstance(decoder, adain.LiteNet) else load_encoder("vgg19")
+    style, _, _ = pad_to_multiple(painting.rgb[None], adain.MULTIPLE)
+    moments = adain.style_moments(encoder, style, decoder)
     out = []
     for k, photo in enumerate(photos):
         if not quiet and k % 100 == 0:
             print(f"teacher images: {k}/{len(photos)}", flush=True)
-        image = task.run({"content": Picture(photo.float() / 255), "styles": [painting]})["image"]
-        out.append((image.rgb * 255 + 0.5).to(torch.uint8))
+        image = adain.stylize(encoder, decoder, photo[None].float() / 255, [moments])[0]
+        out.append((image * 255 + 0.5).to(torch.uint8))
     return out
 
 
