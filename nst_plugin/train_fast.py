@@ -27,13 +27,13 @@ from .engine.style_models import (
 )
 from .engine.training import FastSettings, FastTrainer, TrainState
 from .images import Picture, list_images, load_image, resize_longer, save_image, to_pil
+from .shipped import SHIPPED_DECODER
 from .training_loop import checked_output, run_training
 
 SAMPLE_COUNT = 4
 SAMPLE_SIDE = 256
 PHOTO_SHORTER = 320  # photos are kept at most this size in memory: crops are 128-256 px
 REFERENCE_LONGER = 512  # the painting as shipped inside the model, for hosts to show
-SHIPPED_DECODER = "adain_decoder.safetensors"  # the teacher
 DEFAULT_STYLE_SIZE = 512  # the painting's longer side for the Gram targets, unless asked
 
 
@@ -172,7 +172,7 @@ def _teachers(photos: list[torch.Tensor], painting: Picture, quiet: bool) -> lis
     from .engine.checkpoints import load_decoder
     from .engine.padding import pad_to_multiple
 
-    decoder, _ = load_decoder(Path(__file__).resolve().parent / "weights" / SHIPPED_DECODER)
+    decoder, _ = load_decoder(SHIPPED_DECODER)
     encoder = None if isinstance(decoder, adain.LiteNet) else load_encoder("vgg19")
     style, _, _ = pad_to_multiple(painting.rgb[None], adain.MULTIPLE)
     moments = adain.style_moments(encoder, style, decoder)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 
 import nst_plugin as nst
-from nst_plugin.default_plugins.models import SHIPPED_DECODER
 from nst_plugin.engine.checkpoints import content_hash, read_checkpoint
 from nst_plugin.examples import example_photo
 from nst_plugin.images import resize_longer
+from nst_plugin.shipped import SHIPPED_DECODER
 
 
 def test_shipped_decoder_loads_matches_its_hash_and_records_training():

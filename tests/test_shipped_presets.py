@@ -7,10 +7,10 @@ import torch
 import nst_plugin as nst
 from nst_plugin import plugins
 from nst_plugin.cli import main
-from nst_plugin.default_plugins.fast_method import PRESETS_DIR
 from nst_plugin.engine.style_models import load_style_model
 from nst_plugin.examples import example_photo
 from nst_plugin.images import resize_longer
+from nst_plugin.shipped import PRESETS_DIR
 
 NEVER_SHIPPED = ("candy", "mosaic")  # paintings of unknown origin: train them yourself
 

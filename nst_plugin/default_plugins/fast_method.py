@@ -23,8 +23,8 @@ from ..hookspecs import hookimpl
 from ..images import Picture, from_pil
 from ..methods import MethodSpec, StyleRequest
 from ..params import Param
+from ..shipped import PRESETS_DIR
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "weights" / "styles"
 SUFFIX = ".safetensors"
 
 PARAMS = (

@@ -14,9 +14,7 @@ import torch
 from ..engine.checkpoints import load_decoder
 from ..engine.encoders import VGGEncoder
 from ..engine.errors import WeightsError
-
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-SHIPPED_DECODER = WEIGHTS_DIR / "adain_decoder.safetensors"
+from ..shipped import SHIPPED_DECODER
 
 
 @functools.cache
