@@ -96,6 +96,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         f"of each photo with the painting, in 16 px squares ({f.teacher_weight:g}: off)",
     )
     fast.add_argument(
+        "--fine-content-weight",
+        type=float,
+        help="weight of a second content term at relu1_1, that charges blobs where the photo "
+        f"is flat ({f.fine_content_weight:g}: off)",
+    )
+    fast.add_argument(
         "--batch-gram",
         action=argparse.BooleanOptionalAction,
         help="match the painting's style statistics over the batch, not each crop "

@@ -144,6 +144,47 @@ def test_histogram_weight_adds_its_term_to_training():
         )
 
 
+def test_fine_content_term_charges_a_blob_on_a_flat_photo():
+    """A blob where the photo is flat changes relu1_1 there; the term is zero for the photo
+    itself, absent unless asked for, and a training step reports it when weighted."""
+    scales = {t: torch.tensor(1.0) for t in fast.FEATURE_TAPS}
+    flat = torch.full((1, 4, 8, 8), 0.5)
+    blob = flat.clone()
+    blob[..., 2:5, 2:5] = 3.0
+    grams = fast.style_grams({t: flat for t in fast.FEATURE_TAPS}, scales)
+    args = (grams, scales, torch.rand(1, 3, 8, 8))
+    same = fast.perceptual_losses(
+        {t: flat for t in fast.FEATURE_TAPS}, flat, *args, fine_target=flat
+    )
+    blotched = fast.perceptual_losses(
+        {t: blob for t in fast.FEATURE_TAPS}, flat, *args, fine_target=flat
+    )
+    assert float(same["fine_content"]) == 0.0
+    assert float(blotched["fine_content"]) > 0.5
+    assert "fine_content" not in fast.perceptual_losses(
+        {t: blob for t in fast.FEATURE_TAPS}, flat, *args
+    )
+
+    photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
+    settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
+    assert (
+        "fine_content"
+        not in FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], settings).step()
+    )
+    fine = FastTrainer(
+        random_vgg(), [photo], make_image(32, 32)[None], replace(settings, fine_content_weight=0.3)
+    )
+    losses = fine.step()
+    assert np.isfinite(losses["fine_content"]) and losses["fine_content"] > 0
+    with pytest.raises(InputError, match="fine content weight must be 0 or more"):
+        FastTrainer(
+            random_vgg(),
+            [photo],
+            make_image(32, 32)[None],
+            replace(settings, fine_content_weight=-1),
+        )
+
+
 def test_margin_shows_the_network_more_photo_than_the_losses_score(tmp_path):
     """The scored window moves inside the margin from step to step, so a colour placed by its
     distance from the network's input border lands at a different place in it each time."""

@@ -19,7 +19,9 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
   Risser, Wilmot & Barnes 2017 ("Stable and controllable neural texture synthesis and style
   transfer using histogram losses"): see `perceptual_losses`;
 - optionally (`teacher_weight` in training) a colour-layout term against a teacher's rendering
-  of the same photo (our AdaIN with the same painting): see `layout_loss`.
+  of the same photo (our AdaIN with the same painting): see `layout_loss`;
+- optionally (`fine_content_weight` in training) a second content term at relu1_1: see
+  `perceptual_losses`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from .padding import pad_to_multiple
 
 ARCHITECTURE_VERSION = 1
 CONTENT_TAP = "relu2_2"
+FINE_CONTENT_TAP = "relu1_1"
 STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 FEATURE_TAPS = tuple(sorted({CONTENT_TAP, *STYLE_TAPS}))
 LAYOUT_CELL = 16  # px squares the colour-layout term compares (`layout_loss`)
@@ -187,6 +190,7 @@ def perceptual_losses(
     *,
     batch_gram: bool = False,
     histograms: Mapping[str, torch.Tensor] | None = None,
+    fine_target: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The paper's feature reconstruction, style reconstruction and total-variation losses.
 
@@ -200,6 +204,10 @@ def perceptual_losses(
     (Risser et al. 2017 show the unstable mixtures this gives), the saturated blobs seen in
     flat skies; matching each channel's whole distribution rules out the saturation, though not
     where the colour goes (on udnie it spread the green thinner: benchmarks/fast-training.md).
+
+    With `fine_target` (the photo's relu1_1) a "fine_content" term is added, a departure too:
+    relu2_2 charges little for a blob of colour where the photo is flat, relu1_1 (colour and
+    luminance edges at full resolution) charges for it as much there as anywhere.
     """
     sc = scales[CONTENT_TAP]
     content = F.mse_loss(out_feats[CONTENT_TAP].float() / sc, content_target.float() / sc)
@@ -217,5 +225,10 @@ def perceptual_losses(
         parts["histogram"] = sum(
             histogram_loss(out_feats[t].float() / scales[t], histograms[t], pooled=batch_gram)
             for t in STYLE_TAPS
+        )
+    if fine_target is not None:
+        sf = scales[FINE_CONTENT_TAP]
+        parts["fine_content"] = F.mse_loss(
+            out_feats[FINE_CONTENT_TAP].float() / sf, fine_target.float() / sf
         )
     return parts

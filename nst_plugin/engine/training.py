@@ -394,6 +394,8 @@ class FastSettings:
     # weight of the colour-layout term against a teacher's rendering of each photo
     # (fast.layout_loss); 0: off, and no teacher is needed
     teacher_weight: float = 0.0
+    # weight of a second content term at relu1_1 (fast.perceptual_losses); 0: off
+    fine_content_weight: float = 0.0
     # px of photo the network sees around each crop and the losses do not, the crop at a random
     # offset in it: with the crop's edge never scored, the network cannot learn to place the
     # painting's colours by their distance from the image's border (corner blobs, seen in udnie)
@@ -475,6 +477,7 @@ class FastTrainer(Trainer):
             "tv_weight",
             "histogram_weight",
             "teacher_weight",
+            "fine_content_weight",
         ):
             if getattr(s, name) < 0:
                 raise InputError(f"{name.replace('_', ' ')} must be 0 or more")
@@ -524,17 +527,21 @@ class FastTrainer(Trainer):
         else:
             with autocast(self.device):
                 with torch.no_grad():
-                    target = self.encoder(photo, [fast.CONTENT_TAP])[fast.CONTENT_TAP]
+                    taps = [fast.CONTENT_TAP]
+                    if s.fine_content_weight > 0:
+                        taps.append(fast.FINE_CONTENT_TAP)
+                    targets = self.encoder(photo, taps)
                 feats = self.encoder(out, fast.FEATURE_TAPS)
             t3 = self._clock()
             parts = fast.perceptual_losses(
                 feats,
-                target,
+                targets[fast.CONTENT_TAP],
                 self.grams,
                 self.scales,
                 out.float(),
                 batch_gram=s.batch_gram,
                 histograms=self.histograms,
+                fine_target=targets.get(fast.FINE_CONTENT_TAP),
             )
             if teachers is not None:
                 parts["layout"] = fast.layout_loss(out, self._to_device(teachers))
@@ -544,6 +551,7 @@ class FastTrainer(Trainer):
                 + s.tv_weight * parts["tv"]
                 + s.histogram_weight * parts.get("histogram", 0.0)
                 + s.teacher_weight * parts.get("layout", 0.0)
+                + s.fine_content_weight * parts.get("fine_content", 0.0)
             )
             losses = {k: v.item() for k, v in parts.items()}
         self._update(loss)
