@@ -295,6 +295,12 @@ def _zero_frames(path: Path) -> Path:
     return _silence(path, "avi", with_video=True)  # a video stream, only audio packets
 
 
+def _text(path: Path) -> Path:
+    """Plain text, not random bytes: 4,000 random bytes now and then probe as an audio stream."""
+    path.write_text("not a video, only these words\n" * 150)
+    return path
+
+
 def _truncated(path: Path) -> Path:
     clip = make_clip(path.with_name("whole.mp4"), pan_frames(10), audio=False)
     data = clip.read_bytes()
@@ -306,7 +312,7 @@ def _truncated(path: Path) -> Path:
     ("make", "message"),
     [
         (lambda p: p, "video file not found"),
-        (lambda p: (p.write_bytes(os.urandom(4000)), p)[1], "cannot read video"),
+        (_text, "cannot read video"),
         (_no_video_stream, "has no video stream"),
         (_zero_frames, "has no video frames"),
         (_truncated, "cannot read video|corrupt or truncated"),
