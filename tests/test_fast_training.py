@@ -138,10 +138,6 @@ def test_histogram_weight_adds_its_term_to_training():
     )
     losses = hist.step()
     assert np.isfinite(losses["histogram"]) and losses["histogram"] > 0
-    with pytest.raises(InputError, match="histogram weight must be 0 or more"):
-        FastTrainer(
-            random_vgg(), [photo], make_image(32, 32)[None], replace(settings, histogram_weight=-1)
-        )
 
 
 def test_fine_content_term_charges_a_blob_on_a_flat_photo():
@@ -176,12 +172,16 @@ def test_fine_content_term_charges_a_blob_on_a_flat_photo():
     )
     losses = fine.step()
     assert np.isfinite(losses["fine_content"]) and losses["fine_content"] > 0
-    with pytest.raises(InputError, match="fine content weight must be 0 or more"):
+
+
+@pytest.mark.parametrize("weight", ["histogram_weight", "fine_content_weight"])
+def test_a_negative_loss_weight_is_refused(weight: str) -> None:
+    photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
+    settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
+    name = weight.replace("_", " ")
+    with pytest.raises(InputError, match=f"{name} must be 0 or more"):
         FastTrainer(
-            random_vgg(),
-            [photo],
-            make_image(32, 32)[None],
-            replace(settings, fine_content_weight=-1),
+            random_vgg(), [photo], make_image(32, 32)[None], replace(settings, **{weight: -1})
         )
 
 
