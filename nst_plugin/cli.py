@@ -78,6 +78,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         help="weight of the relu3_1 structure term (channel-normalised, against the photo) "
         f"({d.structure_weight:g})",
     )
+    adain.add_argument(
+        "--gram-weight",
+        type=float,
+        help="weight of a Gram term at conv1_1..conv3_1 beside the paper's moments "
+        f"({d.gram_weight:g}: off)",
+    )
     adain.add_argument("--cache-dir", help="feature cache (default ~/.cache/nst-plugin)")
     f = FastSettings()
     fast.add_argument("--width", type=int, help=f"network width ({f.width})")

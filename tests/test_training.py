@@ -14,7 +14,7 @@ from nst_plugin.cli import main
 from nst_plugin.engine.adain import normalized
 from nst_plugin.engine.checkpoints import load_decoder, read_checkpoint
 from nst_plugin.engine.errors import InputError
-from nst_plugin.engine.training import content_loss
+from nst_plugin.engine.training import content_loss, gram, gram_loss
 from nst_plugin.train_adain import train_adain
 from tests.conftest import make_image, save_as_v1
 
@@ -152,6 +152,25 @@ def test_structure_term_is_logged_recorded_and_refused_when_negative(folders, tm
     assert load_decoder(out)[1]["settings"]["structure_weight"] == 2.0
     with pytest.warns(UserWarning), pytest.raises(InputError, match="structure weight"):
         _train(folders, tmp_path / "n.safetensors", 1, settings={"structure_weight": -1})
+
+
+def test_gram_term_is_logged_recorded_and_refused_when_negative(folders, tmp_path):
+    out = tmp_path / "g.safetensors"
+    with pytest.warns(UserWarning):
+        _train(folders, out, 4, checkpoint_every=2, settings={"gram_weight": 3.0})
+    history = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
+    assert all(h["gram"] > 0 for h in history)
+    assert load_decoder(out)[1]["settings"]["gram_weight"] == 3.0
+    with pytest.warns(UserWarning), pytest.raises(InputError, match="gram weight"):
+        _train(folders, tmp_path / "n.safetensors", 1, settings={"gram_weight": -1})
+
+
+def test_gram_loss_is_zero_at_the_target_and_blind_to_scale():
+    feat = torch.rand(2, 4, 6, 6)
+    target = gram(feat)
+    assert float(gram_loss(feat, target)) == 0.0
+    assert float(gram_loss(2 * feat, 4 * target)) == pytest.approx(0.0, abs=1e-6)
+    assert float(gram_loss(feat * 1.1, target)) == pytest.approx(0.21**2, rel=1e-4)
 
 
 def test_structure_term_is_zero_for_the_photo_itself():

@@ -86,6 +86,11 @@ class TrainSettings:
     # to zero mean and unit spread: the relu4_1 content loss sees only 8 px cells, so fine
     # structure is otherwise free to smear; normalising leaves colour and contrast to the style
     structure_weight: float = 0.0
+    # weight of a Gram term at GRAM_TAPS (output against its style crop, relative squared
+    # error): the paper's moments match each channel alone, and on unseen pairs the fine
+    # layers' channel correlations (colour and local contrast) were where the gap to MicroAST
+    # lay (benchmarks/adain-training.md)
+    gram_weight: float = 0.0
 
 
 @dataclass
@@ -106,6 +111,22 @@ def loss_scales(data: TrainData) -> dict[str, torch.Tensor]:
 
 
 STRUCTURE_TAP = "relu3_1"
+# Departure from the paper (moments only): Gram matrices, before the ReLU, where the moments
+# left the largest gap; deeper ones cost 4-16x the memory a style row for a smaller gap.
+GRAM_TAPS = ("conv1_1", "conv2_1", "conv3_1")
+
+
+def gram(feat: torch.Tensor) -> torch.Tensor:
+    """Channel correlations normalised by C*H*W, so crops of any size compare."""
+    b, c, h, w = feat.shape
+    f = feat.reshape(b, c, h * w)
+    return f @ f.transpose(1, 2) / (c * h * w)
+
+
+def gram_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of |G(out) - G_target|^2 / |G_target|^2: scale-free per tap."""
+    g = gram(out.float())
+    return ((g - target).square().sum((1, 2)) / target.square().sum((1, 2))).mean()
 
 
 def content_loss(out: torch.Tensor, target: torch.Tensor, margin: int) -> torch.Tensor:
@@ -254,6 +275,7 @@ class AdaINTrainer(Trainer):
         self.timings = {"data": 0.0, "decoder": 0.0, "encoder": 0.0, "backward": 0.0}
         self.lite = isinstance(self.net, LiteNet)
         self._check_settings()
+        self.style_gram = self._style_grams() if settings.gram_weight > 0 else {}
 
     @property
     def decoder(self) -> nn.Module:
@@ -263,10 +285,12 @@ class AdaINTrainer(Trainer):
         c, margin = self.settings.crop, self.settings.content_margin
         if margin < 0:
             raise InputError(f"content margin must be 0 or more, got {margin}")
-        if self.settings.structure_weight < 0:
-            raise InputError(
-                f"structure weight must be 0 or more, got {self.settings.structure_weight}"
-            )
+        for name in ("structure_weight", "gram_weight"):
+            if getattr(self.settings, name) < 0:
+                label = name.replace("_", " ")
+                raise InputError(f"{label} must be 0 or more, got {getattr(self.settings, name)}")
+        if self.settings.gram_weight > 0 and self.data.style_pixels is None:
+            raise InputError("the Gram term needs the style crops' pixels; none were given")
         if c % 8 or c < 32:
             raise InputError(f"crop must be a multiple of 8 and at least 32, got {c}")
         cells = c // 8
@@ -274,6 +298,19 @@ class AdaINTrainer(Trainer):
             raise InputError(f"every content image is smaller than the crop of {c} px")
         if self.lite and self.data.style_pixels is None:
             raise InputError("a lite network trains on the style crops' pixels; none were given")
+
+    @torch.no_grad()
+    def _style_grams(self) -> dict[str, torch.Tensor]:
+        """Each style row's Gram targets, once per run (about a minute for 2,000 crops here)."""
+        assert self.data.style_pixels is not None
+        out: dict[str, list[torch.Tensor]] = {t: [] for t in GRAM_TAPS}
+        for chunk in self.data.style_pixels.split(16):
+            x = self._to_device(chunk).float().div(255.0)
+            with autocast(self.device):
+                taps = self.encoder(x.contiguous(memory_format=torch.channels_last), GRAM_TAPS)
+            for t in GRAM_TAPS:
+                out[t].append(gram(taps[t].float()))
+        return {t: torch.cat(v) for t, v in out.items()}
 
     # -- data ---------------------------------------------------------------------------------
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -334,7 +371,7 @@ class AdaINTrainer(Trainer):
             with autocast(self.device):
                 out = self._draw(target, pixels, skips, styles)
                 t2 = self._clock()
-                taps = self.encoder(out, STYLE_TAPS)
+                taps = self.encoder(out, STYLE_TAPS + (GRAM_TAPS if self.style_gram else ()))
             t3 = self._clock()
             sc4 = self.scales[CONTENT_TAP]
             content = content_loss(taps[CONTENT_TAP].float() / sc4, target / sc4, s.content_margin)
@@ -353,6 +390,10 @@ class AdaINTrainer(Trainer):
                 structure = structure_loss(taps[STRUCTURE_TAP].float(), photo_map)
                 loss = loss + s.structure_weight * structure
                 losses["structure"] = structure.item()
+            if self.style_gram:
+                grams = sum(gram_loss(taps[t], self.style_gram[t][styles]) for t in GRAM_TAPS)
+                loss = loss + s.gram_weight * grams
+                losses["gram"] = float(grams)
         self._update(loss)
         return self._account((t0, t1, t2, t3, self._clock()), loss, losses)
 
