@@ -393,7 +393,7 @@ class AdaINTrainer(Trainer):
             if self.style_gram:
                 grams = sum(gram_loss(taps[t], self.style_gram[t][styles]) for t in GRAM_TAPS)
                 loss = loss + s.gram_weight * grams
-                losses["gram"] = float(grams)
+                losses["gram"] = grams.item()
         self._update(loss)
         return self._account((t0, t1, t2, t3, self._clock()), loss, losses)
 
