@@ -102,6 +102,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         f"of each photo with the painting, in 16 px squares ({f.teacher_weight:g}: off)",
     )
     fast.add_argument(
+        "--teacher-content-weight",
+        type=float,
+        help="weight of a relu2_2 content term against our AdaIN's rendering of each photo "
+        f"with the painting ({f.teacher_content_weight:g}: off)",
+    )
+    fast.add_argument(
         "--fine-content-weight",
         type=float,
         help="weight of a second content term at relu1_1, that charges blobs where the photo "

@@ -120,7 +120,7 @@ def train_fast(
     reference = _jpeg(resize_longer(painting, REFERENCE_LONGER))
 
     photos = _load_photos(content_dir, train_settings.crop + train_settings.margin)
-    teachers = _teachers(photos, painting, quiet) if train_settings.teacher_weight > 0 else None
+    teachers = _teachers(photos, painting, quiet) if train_settings.needs_teachers() else None
     trainer = FastTrainer(
         load_encoder("vgg19"),
         photos,
@@ -166,7 +166,7 @@ def train_fast(
 
 def _teachers(photos: list[torch.Tensor], painting: Picture, quiet: bool) -> list[torch.Tensor]:
     """Our AdaIN's rendering of each photo with the painting (the shipped decoder, photo size),
-    as uint8 like the photos: the colour layout `teacher_weight` holds the network to. Computed
+    as uint8 like the photos: what the teacher terms hold the network to. Computed
     at every start (a few minutes for some hundred photos), so a resumed run sees the same."""
     from .engine import adain
     from .engine.checkpoints import load_decoder

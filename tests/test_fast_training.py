@@ -174,7 +174,9 @@ def test_fine_content_term_charges_a_blob_on_a_flat_photo():
     assert np.isfinite(losses["fine_content"]) and losses["fine_content"] > 0
 
 
-@pytest.mark.parametrize("weight", ["histogram_weight", "fine_content_weight"])
+@pytest.mark.parametrize(
+    "weight", ["histogram_weight", "fine_content_weight", "teacher_content_weight"]
+)
 def test_a_negative_loss_weight_is_refused(weight: str) -> None:
     photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
     settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
@@ -231,12 +233,54 @@ def test_teacher_crops_follow_their_photos_crops_and_flips():
         assert torch.equal(teachers, seen[..., rows, cols])
     losses = trainer.step()
     assert np.isfinite(losses["layout"])
-    with pytest.raises(InputError, match="teacher weight needs one teacher image per photo"):
+    with pytest.raises(InputError, match="a teacher term needs one teacher image per photo"):
         FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], settings)
-    with pytest.raises(InputError, match="teacher weight needs one teacher image per photo"):
+    with pytest.raises(InputError, match="a teacher term needs one teacher image per photo"):
         FastTrainer(
             random_vgg(), [photo], make_image(32, 32)[None], settings, teachers=[photo[:, :64]]
         )
+
+
+def test_teacher_content_term_compares_relu2_2_with_the_teachers_not_the_photos():
+    """Zero when the output's features are the teacher's, whatever the photo; absent unless
+    asked for; a training step with teachers reports it when weighted, and needs them."""
+    scales = {t: torch.tensor(1.0) for t in fast.FEATURE_TAPS}
+    photo_feats = torch.full((1, 4, 8, 8), 0.5)
+    teacher_feats = torch.rand(1, 4, 8, 8) + 1.0
+    grams = fast.style_grams({t: photo_feats for t in fast.FEATURE_TAPS}, scales)
+    args = (grams, scales, torch.rand(1, 3, 8, 8))
+    as_taught = fast.perceptual_losses(
+        {t: teacher_feats for t in fast.FEATURE_TAPS},
+        photo_feats,
+        *args,
+        teacher_target=teacher_feats,
+    )
+    assert float(as_taught["teacher_content"]) == 0.0
+    assert float(as_taught["content"]) > 0.2
+    as_photo = fast.perceptual_losses(
+        {t: photo_feats for t in fast.FEATURE_TAPS},
+        photo_feats,
+        *args,
+        teacher_target=teacher_feats,
+    )
+    assert float(as_photo["teacher_content"]) > 0.2
+    assert "teacher_content" not in fast.perceptual_losses(
+        {t: photo_feats for t in fast.FEATURE_TAPS}, photo_feats, *args
+    )
+
+    photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
+    teacher = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
+    settings = FastSettings(
+        crop=32, batch_size=2, width=4, blocks=1, recon_steps=0, teacher_content_weight=0.5
+    )
+    with pytest.raises(InputError, match="a teacher term needs one teacher image per photo"):
+        FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], settings)
+    trainer = FastTrainer(
+        random_vgg(), [photo], make_image(32, 32)[None], settings, teachers=[teacher]
+    )
+    losses = trainer.step()
+    assert np.isfinite(losses["teacher_content"]) and losses["teacher_content"] > 0
+    assert "layout" not in losses
 
 
 def test_training_with_a_teacher_renders_each_photo_with_our_adain(photos, painting, tmp_path):

@@ -21,7 +21,9 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
 - optionally (`teacher_weight` in training) a colour-layout term against a teacher's rendering
   of the same photo (our AdaIN with the same painting): see `layout_loss`;
 - optionally (`fine_content_weight` in training) a second content term at relu1_1: see
-  `perceptual_losses`.
+  `perceptual_losses`;
+- optionally (`teacher_content_weight` in training) a second relu2_2 content term against a
+  teacher's rendering of the same photo: see `perceptual_losses`.
 """
 
 from __future__ import annotations
@@ -191,6 +193,7 @@ def perceptual_losses(
     batch_gram: bool = False,
     histograms: Mapping[str, torch.Tensor] | None = None,
     fine_target: torch.Tensor | None = None,
+    teacher_target: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The paper's feature reconstruction, style reconstruction and total-variation losses.
 
@@ -208,6 +211,13 @@ def perceptual_losses(
     With `fine_target` (the photo's relu1_1) a "fine_content" term is added, a departure too:
     relu2_2 charges little for a blob of colour where the photo is flat, relu1_1 (colour and
     luminance edges at full resolution) charges for it as much there as anywhere.
+
+    With `teacher_target` (relu2_2 of our AdaIN's rendering of the same photo with the painting)
+    a "teacher_content" term is added, a departure too: the photo's features charge a blob in a
+    flat sky only for leaving the photo, which the Gram term repays; the teacher's features
+    already carry the painting's colours, laid out by the photo's structure, so a blob there
+    buys less style and still costs. Unlike `layout_loss`'s cell averages, features cannot be met
+    by fine streaks of mixed colour.
     """
     sc = scales[CONTENT_TAP]
     content = F.mse_loss(out_feats[CONTENT_TAP].float() / sc, content_target.float() / sc)
@@ -230,5 +240,9 @@ def perceptual_losses(
         sf = scales[FINE_CONTENT_TAP]
         parts["fine_content"] = F.mse_loss(
             out_feats[FINE_CONTENT_TAP].float() / sf, fine_target.float() / sf
+        )
+    if teacher_target is not None:
+        parts["teacher_content"] = F.mse_loss(
+            out_feats[CONTENT_TAP].float() / sc, teacher_target.float() / sc
         )
     return parts

@@ -437,6 +437,9 @@ class FastSettings:
     teacher_weight: float = 0.0
     # weight of a second content term at relu1_1 (fast.perceptual_losses); 0: off
     fine_content_weight: float = 0.0
+    # weight of a relu2_2 content term against the teacher's rendering (fast.perceptual_losses);
+    # 0: off, and no teacher is needed unless teacher_weight asks for one
+    teacher_content_weight: float = 0.0
     # px of photo the network sees around each crop and the losses do not, the crop at a random
     # offset in it: with the crop's edge never scored, the network cannot learn to place the
     # painting's colours by their distance from the image's border (corner blobs, seen in udnie)
@@ -452,11 +455,14 @@ class FastSettings:
     def net_config(self) -> fast.NetConfig:
         return fast.NetConfig(self.width, self.blocks, self.downsamplings, self.edge_kernel)
 
+    def needs_teachers(self) -> bool:
+        return self.teacher_weight > 0 or self.teacher_content_weight > 0
+
 
 class FastTrainer(Trainer):
     """One painting's network. The painting's Gram targets are computed once; each step encodes
     the photo crops (no grad, the content target) and the output (with its backward).
-    `teachers`, one per photo and the same size, are what `teacher_weight` compares with."""
+    `teachers`, one per photo and the same size, are what the teacher terms compare with."""
 
     def __init__(
         self,
@@ -477,7 +483,7 @@ class FastTrainer(Trainer):
         self._check(photos, settings, teachers)
         side = settings.crop + settings.margin
         keep = [k for k, p in enumerate(photos) if min(p.shape[-2:]) >= side]
-        self.with_teachers = settings.teacher_weight > 0
+        self.with_teachers = settings.needs_teachers()
         # with teachers, each photo is kept with its teacher as 6 channels (joined once here), so
         # one crop and one flip cut both at the same place
         self.photos = [
@@ -519,15 +525,16 @@ class FastTrainer(Trainer):
             "histogram_weight",
             "teacher_weight",
             "fine_content_weight",
+            "teacher_content_weight",
         ):
             if getattr(s, name) < 0:
                 raise InputError(f"{name.replace('_', ' ')} must be 0 or more")
-        if s.teacher_weight > 0 and (
+        if s.needs_teachers() and (
             teachers is None
             or len(teachers) != len(photos)
             or any(t.shape != p.shape for t, p in zip(teachers, photos))
         ):
-            raise InputError("teacher weight needs one teacher image per photo, of its size")
+            raise InputError("a teacher term needs one teacher image per photo, of its size")
 
     def batch(self, step: int) -> tuple[torch.Tensor, tuple[slice, slice], torch.Tensor | None]:
         """Random photo crops (a function of seed and step), flipped at random, RGB 0..1, each
@@ -572,6 +579,9 @@ class FastTrainer(Trainer):
                     if s.fine_content_weight > 0:
                         taps.append(fast.FINE_CONTENT_TAP)
                     targets = self.encoder(photo, taps)
+                    taught = None
+                    if s.teacher_content_weight > 0 and teachers is not None:
+                        taught = self.encoder(self._to_device(teachers), [fast.CONTENT_TAP])
                 feats = self.encoder(out, fast.FEATURE_TAPS)
             t3 = self._clock()
             parts = fast.perceptual_losses(
@@ -583,8 +593,9 @@ class FastTrainer(Trainer):
                 batch_gram=s.batch_gram,
                 histograms=self.histograms,
                 fine_target=targets.get(fast.FINE_CONTENT_TAP),
+                teacher_target=None if taught is None else taught[fast.CONTENT_TAP],
             )
-            if teachers is not None:
+            if s.teacher_weight > 0 and teachers is not None:
                 parts["layout"] = fast.layout_loss(out, self._to_device(teachers))
             loss = (
                 s.content_weight * parts["content"]
@@ -593,6 +604,7 @@ class FastTrainer(Trainer):
                 + s.histogram_weight * parts.get("histogram", 0.0)
                 + s.teacher_weight * parts.get("layout", 0.0)
                 + s.fine_content_weight * parts.get("fine_content", 0.0)
+                + s.teacher_content_weight * parts.get("teacher_content", 0.0)
             )
             losses = {k: v.item() for k, v in parts.items()}
         self._update(loss)
