@@ -108,6 +108,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         f"with the painting ({f.teacher_content_weight:g}: off)",
     )
     fast.add_argument(
+        "--teacher-style-mix",
+        type=float,
+        help="share (0..1) of each crop's Gram targets taken from our AdaIN's rendering of that "
+        f"crop instead of the whole painting ({f.teacher_style_mix:g}: the painting's alone)",
+    )
+    fast.add_argument(
         "--fine-content-weight",
         type=float,
         help="weight of a second content term at relu1_1, that charges blobs where the photo "

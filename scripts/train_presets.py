@@ -54,8 +54,12 @@ def main() -> None:
                     help="channel histogram style term's weight, for all")  # fmt: skip
     ap.add_argument("--teacher-weight", type=float, default=None,
                     help="colour-layout term's weight against our AdaIN, for all")  # fmt: skip
+    ap.add_argument("--content-weight", type=float, default=None,
+                    help="relu2_2 content term's weight against the photo, for all")  # fmt: skip
     ap.add_argument("--teacher-content-weight", type=float, default=None,
                     help="relu2_2 content term's weight against our AdaIN, for all")  # fmt: skip
+    ap.add_argument("--teacher-style-mix", type=float, default=None,
+                    help="share of crop Gram targets from our AdaIN, for all")  # fmt: skip
     ap.add_argument("--fine-content-weight", type=float, default=None,
                     help="relu1_1 content term's weight, for all")  # fmt: skip
     ap.add_argument("--batch-gram", action=argparse.BooleanOptionalAction, default=None,
@@ -80,7 +84,9 @@ def main() -> None:
                       "tv_weight": args.tv_weight, "batch_gram": args.batch_gram,
                       "margin": args.margin, "histogram_weight": args.histogram_weight,
                       "teacher_weight": args.teacher_weight,
+                      "content_weight": args.content_weight,
                       "teacher_content_weight": args.teacher_content_weight,
+                      "teacher_style_mix": args.teacher_style_mix,
                       "fine_content_weight": args.fine_content_weight},
             quiet=True,
         )  # fmt: skip

@@ -283,6 +283,42 @@ def test_teacher_content_term_compares_relu2_2_with_the_teachers_not_the_photos(
     assert "layout" not in losses
 
 
+def test_crop_grams_ask_each_crop_for_its_teachers_statistics_not_the_paintings():
+    """With mix 1 an output whose features are the teacher's crop pays no style loss even where
+    the painting's statistics differ; mix 0 is the painting's target; each crop has its own."""
+    scales = {t: torch.tensor(1.0) for t in fast.FEATURE_TAPS}
+    painting = {t: torch.rand(1, 4, 8, 8) for t in fast.FEATURE_TAPS}
+    teacher = {t: torch.rand(2, 4, 8, 8) + 1.0 for t in fast.FEATURE_TAPS}
+    grams = fast.style_grams(painting, scales)
+    taught = fast.crop_grams(teacher, grams, scales, 1.0)
+    assert all(taught[t].shape == (2, 4, 4) for t in fast.STYLE_TAPS)
+    assert not torch.allclose(taught["relu1_1"][0], taught["relu1_1"][1])
+    own = fast.crop_grams(teacher, grams, scales, 0.0)
+    assert torch.allclose(own["relu2_1"], grams["relu2_1"].expand(2, 4, 4))
+    args = (teacher[fast.CONTENT_TAP], scales, torch.rand(2, 3, 8, 8))
+    assert float(fast.perceptual_losses(teacher, args[0], taught, *args[1:])["style"]) < 1e-10
+    assert float(fast.perceptual_losses(teacher, args[0], grams, *args[1:])["style"]) > 0.1
+    pooled = fast.perceptual_losses(teacher, args[0], taught, *args[1:], batch_gram=True)
+    assert float(pooled["style"]) < 1e-10
+
+    photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
+    settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
+    with pytest.raises(InputError, match="teacher style mix must be within 0..1, got 1.5"):
+        FastTrainer(
+            random_vgg(),
+            [photo],
+            make_image(32, 32)[None],
+            replace(settings, teacher_style_mix=1.5),
+            teachers=[photo],
+        )
+    mixed = replace(settings, teacher_style_mix=0.8)
+    with pytest.raises(InputError, match="a teacher term needs one teacher image per photo"):
+        FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], mixed)
+    trainer = FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], mixed, teachers=[photo])
+    losses = trainer.step()
+    assert np.isfinite(losses["style"]) and losses["style"] > 0
+
+
 def test_training_with_a_teacher_renders_each_photo_with_our_adain(photos, painting, tmp_path):
     out = tmp_path / "m.safetensors"
     _train(photos, painting, out, 3, settings={"teacher_weight": 2.0})

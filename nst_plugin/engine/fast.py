@@ -23,7 +23,9 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
 - optionally (`fine_content_weight` in training) a second content term at relu1_1: see
   `perceptual_losses`;
 - optionally (`teacher_content_weight` in training) a second relu2_2 content term against a
-  teacher's rendering of the same photo: see `perceptual_losses`.
+  teacher's rendering of the same photo: see `perceptual_losses`;
+- optionally (`teacher_style_mix` in training) each crop's Gram targets taken partly from the
+  teacher's rendering of that crop instead of the whole painting: see `crop_grams`.
 """
 
 from __future__ import annotations
@@ -136,6 +138,29 @@ def style_grams(
     return {t: gram_matrix(style_feats[t].float() / scales[t]) for t in STYLE_TAPS}
 
 
+def crop_grams(
+    teacher_feats: Mapping[str, torch.Tensor],
+    painting_grams: Mapping[str, torch.Tensor],
+    scales: Mapping[str, torch.Tensor],
+    mix: float,
+) -> dict[str, torch.Tensor]:
+    """Per-crop Gram targets, (B, C, C) a tap: `mix` of the teacher's Gram on the same crop,
+    the rest the painting's.
+
+    A departure from the paper, for paintings with large flat shapes: the painting's Gram asks
+    every crop for its share of each colour (udnie's green), and every tie to the photo or to a
+    teacher's pixels or features (benchmarks/fast-training.md, items 1-9) left the network
+    paying it with blobs or stripes where the photo is flat. The teacher (our AdaIN with the
+    same painting) has already laid the painting's colours and texture out by the photo's
+    structure, so its statistics on a crop of plain sky ask for no green there.
+    """
+    out = {}
+    for t in STYLE_TAPS:
+        taught = gram_matrix(teacher_feats[t].float() / scales[t])
+        out[t] = mix * taught + (1.0 - mix) * painting_grams[t]
+    return out
+
+
 HISTOGRAM_QUANTILES = 4096
 
 
@@ -196,6 +221,7 @@ def perceptual_losses(
     teacher_target: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The paper's feature reconstruction, style reconstruction and total-variation losses.
+    `grams` are the painting's (1, C, C) a tap, or one target a crop (B, C, C, `crop_grams`).
 
     With `batch_gram` the style term compares the painting's Gram matrix with the batch's pooled
     one (the mean of the crops' Grams) instead of each crop's: a departure from the paper, where
@@ -223,10 +249,10 @@ def perceptual_losses(
     content = F.mse_loss(out_feats[CONTENT_TAP].float() / sc, content_target.float() / sc)
     style = output.new_zeros((), dtype=torch.float32)
     for tap in STYLE_TAPS:
-        g = gram_matrix(out_feats[tap].float() / scales[tap])
+        g, target = gram_matrix(out_feats[tap].float() / scales[tap]), grams[tap]
         if batch_gram:
-            g = g.mean(0, keepdim=True)
-        style = style + F.mse_loss(g, grams[tap].expand_as(g))
+            g, target = g.mean(0, keepdim=True), target.mean(0, keepdim=True)
+        style = style + F.mse_loss(g, target.expand_as(g))
     tv = (output[..., 1:, :] - output[..., :-1, :]).abs().mean() + (
         output[..., :, 1:] - output[..., :, :-1]
     ).abs().mean()

@@ -440,6 +440,9 @@ class FastSettings:
     # weight of a relu2_2 content term against the teacher's rendering (fast.perceptual_losses);
     # 0: off, and no teacher is needed unless teacher_weight asks for one
     teacher_content_weight: float = 0.0
+    # share of each crop's Gram targets taken from the teacher's rendering of that crop, the
+    # rest the painting's (fast.crop_grams); 0: the painting's alone, as in the paper
+    teacher_style_mix: float = 0.0
     # px of photo the network sees around each crop and the losses do not, the crop at a random
     # offset in it: with the crop's edge never scored, the network cannot learn to place the
     # painting's colours by their distance from the image's border (corner blobs, seen in udnie)
@@ -456,7 +459,9 @@ class FastSettings:
         return fast.NetConfig(self.width, self.blocks, self.downsamplings, self.edge_kernel)
 
     def needs_teachers(self) -> bool:
-        return self.teacher_weight > 0 or self.teacher_content_weight > 0
+        return (
+            self.teacher_weight > 0 or self.teacher_content_weight > 0 or self.teacher_style_mix > 0
+        )
 
 
 class FastTrainer(Trainer):
@@ -529,6 +534,8 @@ class FastTrainer(Trainer):
         ):
             if getattr(s, name) < 0:
                 raise InputError(f"{name.replace('_', ' ')} must be 0 or more")
+        if not 0 <= s.teacher_style_mix <= 1:
+            raise InputError(f"teacher style mix must be within 0..1, got {s.teacher_style_mix}")
         if s.needs_teachers() and (
             teachers is None
             or len(teachers) != len(photos)
@@ -579,21 +586,21 @@ class FastTrainer(Trainer):
                     if s.fine_content_weight > 0:
                         taps.append(fast.FINE_CONTENT_TAP)
                     targets = self.encoder(photo, taps)
-                    taught = None
-                    if s.teacher_content_weight > 0 and teachers is not None:
-                        taught = self.encoder(self._to_device(teachers), [fast.CONTENT_TAP])
+                    taught = self._teacher_features(teachers)
                 feats = self.encoder(out, fast.FEATURE_TAPS)
             t3 = self._clock()
             parts = fast.perceptual_losses(
                 feats,
                 targets[fast.CONTENT_TAP],
-                self.grams,
+                self.grams
+                if s.teacher_style_mix == 0 or taught is None
+                else fast.crop_grams(taught, self.grams, self.scales, s.teacher_style_mix),
                 self.scales,
                 out.float(),
                 batch_gram=s.batch_gram,
                 histograms=self.histograms,
                 fine_target=targets.get(fast.FINE_CONTENT_TAP),
-                teacher_target=None if taught is None else taught[fast.CONTENT_TAP],
+                teacher_target=taught[fast.CONTENT_TAP] if s.teacher_content_weight > 0 else None,
             )
             if s.teacher_weight > 0 and teachers is not None:
                 parts["layout"] = fast.layout_loss(out, self._to_device(teachers))
@@ -609,6 +616,17 @@ class FastTrainer(Trainer):
             losses = {k: v.item() for k, v in parts.items()}
         self._update(loss)
         return self._account((t0, t1, t2, t3, self._clock()), loss, losses)
+
+    def _teacher_features(self, teachers: torch.Tensor | None) -> dict[str, torch.Tensor] | None:
+        """The teacher crops' taps that the teacher terms compare with (None: none asked)."""
+        s, taps = self.settings, []
+        if s.teacher_content_weight > 0:
+            taps.append(fast.CONTENT_TAP)
+        if s.teacher_style_mix > 0:
+            taps.extend(fast.STYLE_TAPS)
+        if not taps or teachers is None:
+            return None
+        return self.encoder(self._to_device(teachers), taps)
 
     @torch.no_grad()
     def preview(self, photos: torch.Tensor) -> torch.Tensor:
