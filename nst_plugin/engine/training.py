@@ -570,6 +570,7 @@ class FastTrainer(Trainer):
         s, t0 = self.settings, time.perf_counter()
         seen, (rows, cols), teachers = self.batch(self.state.step)
         seen = self._to_device(seen)
+        teachers = None if teachers is None else self._to_device(teachers)
         t1 = time.perf_counter()
         with autocast(self.device):
             out = self.net(seen)[..., rows, cols]
@@ -592,18 +593,18 @@ class FastTrainer(Trainer):
             parts = fast.perceptual_losses(
                 feats,
                 targets[fast.CONTENT_TAP],
-                self.grams
-                if s.teacher_style_mix == 0 or taught is None
-                else fast.crop_grams(taught, self.grams, self.scales, s.teacher_style_mix),
+                fast.crop_grams(taught, self.grams, self.scales, s.teacher_style_mix)
+                if s.teacher_style_mix > 0
+                else self.grams,
                 self.scales,
                 out.float(),
                 batch_gram=s.batch_gram,
                 histograms=self.histograms,
                 fine_target=targets.get(fast.FINE_CONTENT_TAP),
-                teacher_target=taught[fast.CONTENT_TAP] if s.teacher_content_weight > 0 else None,
+                teacher_target=taught.get(fast.CONTENT_TAP),
             )
             if s.teacher_weight > 0 and teachers is not None:
-                parts["layout"] = fast.layout_loss(out, self._to_device(teachers))
+                parts["layout"] = fast.layout_loss(out, teachers)
             loss = (
                 s.content_weight * parts["content"]
                 + s.style_weight * parts["style"]
@@ -617,16 +618,14 @@ class FastTrainer(Trainer):
         self._update(loss)
         return self._account((t0, t1, t2, t3, self._clock()), loss, losses)
 
-    def _teacher_features(self, teachers: torch.Tensor | None) -> dict[str, torch.Tensor] | None:
-        """The teacher crops' taps that the teacher terms compare with (None: none asked)."""
+    def _teacher_features(self, teachers: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """The teacher crops' taps that the teacher terms compare with (empty: none asked)."""
         s, taps = self.settings, []
         if s.teacher_content_weight > 0:
             taps.append(fast.CONTENT_TAP)
         if s.teacher_style_mix > 0:
             taps.extend(fast.STYLE_TAPS)
-        if not taps or teachers is None:
-            return None
-        return self.encoder(self._to_device(teachers), taps)
+        return self.encoder(teachers, taps) if taps and teachers is not None else {}
 
     @torch.no_grad()
     def preview(self, photos: torch.Tensor) -> torch.Tensor:
