@@ -84,6 +84,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         help="weight of a Gram term at conv1_1..conv3_1 beside the paper's moments "
         f"({d.gram_weight:g}: off)",
     )
+    adain.add_argument(
+        "--recycle-every",
+        type=int,
+        help="a lite network's dormant ReLU units recycled every N steps, output unchanged "
+        f"({d.recycle_every}: never)",
+    )
     adain.add_argument("--cache-dir", help="feature cache (default ~/.cache/nst-plugin)")
     f = FastSettings()
     fast.add_argument("--width", type=int, help=f"network width ({f.width})")

@@ -135,6 +135,7 @@ def train_adain(
         checkpoint_minutes=checkpoint_minutes,
         sample_every=sample_every,
         quiet=quiet,
+        log_extra=(lambda: {"recycled": trainer.state.recycled}) if trainer.lite else None,
     )
     return trainer.state
 

@@ -199,7 +199,7 @@ def test_init_moves_a_v1_decoder_to_a_new_file_and_keeps_counting(folders, tmp_p
 def test_a_lite_network_trains_resumes_identically_and_stylizes(folders, tmp_path):
     """The lite network learns from pixels (photo and style crops), VGG only in its losses."""
     straight, split = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
-    lite = {"width": "lite", "recon_steps": 5}
+    lite = {"width": "lite", "recon_steps": 5, "recycle_every": 10}
     with pytest.warns(UserWarning):
         _train(folders, straight, 40, checkpoint_every=5, sample_every=15, settings=lite)
     lines = straight.with_suffix(".log.jsonl").read_text().splitlines()

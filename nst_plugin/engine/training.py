@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import fast
+from . import dormant, fast
 from .adain import (
     CONTENT_TAP,
     SKIP_TAPS,
@@ -91,6 +91,9 @@ class TrainSettings:
     # layers' channel correlations (colour and local contrast) were where the gap to MicroAST
     # lay (benchmarks/adain-training.md)
     gram_weight: float = 0.0
+    # a lite network's ReLU units never positive on the batch are recycled every this many
+    # steps (`dormant`: most of its coarse units had died by step 20,900); 0: never
+    recycle_every: int = 0
 
 
 @dataclass
@@ -98,6 +101,7 @@ class TrainState:
     step: int = 0
     images_seen: int = 0
     seconds: float = 0.0
+    recycled: int = 0  # dormant units recycled so far (`TrainSettings.recycle_every`)
     history: list[dict] = field(default_factory=list)
 
 
@@ -285,7 +289,7 @@ class AdaINTrainer(Trainer):
         c, margin = self.settings.crop, self.settings.content_margin
         if margin < 0:
             raise InputError(f"content margin must be 0 or more, got {margin}")
-        for name in ("structure_weight", "gram_weight"):
+        for name in ("structure_weight", "gram_weight", "recycle_every"):
             if getattr(self.settings, name) < 0:
                 label = name.replace("_", " ")
                 raise InputError(f"{label} must be 0 or more, got {getattr(self.settings, name)}")
@@ -298,6 +302,8 @@ class AdaINTrainer(Trainer):
             raise InputError(f"every content image is smaller than the crop of {c} px")
         if self.lite and self.data.style_pixels is None:
             raise InputError("a lite network trains on the style crops' pixels; none were given")
+        if self.settings.recycle_every and not self.lite:
+            raise InputError("recycling dormant units is for a lite network only")
 
     @torch.no_grad()
     def _style_grams(self) -> dict[str, torch.Tensor]:
@@ -352,6 +358,9 @@ class AdaINTrainer(Trainer):
     def step(self) -> dict[str, float]:
         s, t0 = self.settings, time.perf_counter()
         feat, pixels, styles = (self._to_device(t) for t in self.batch(self.state.step))
+        every = s.recycle_every
+        if every and self.state.step >= s.recon_steps and self.state.step % every == 0:
+            self._recycle(pixels, styles)
         t1 = time.perf_counter()
         # a lite network reads no VGG skips; the photo's relu3_1 is then for the structure term
         needs_photo = not self.lite or s.structure_weight > 0
@@ -396,6 +405,14 @@ class AdaINTrainer(Trainer):
                 losses["gram"] = grams.item()
         self._update(loss)
         return self._account((t0, t1, t2, t3, self._clock()), loss, losses)
+
+    def _recycle(self, pixels: torch.Tensor, styles: torch.Tensor) -> None:
+        """Recycle the units dormant on this batch (`dormant`), fresh weights a function of
+        (seed, step), so a resumed run repeats them."""
+        assert isinstance(self.net, LiteNet) and self.data.style_pixels is not None
+        crops = self._to_device(self.data.style_pixels[styles.cpu()]).float() / 255.0
+        gen = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + self.state.step)
+        self.state.recycled += dormant.recycle(self.net, pixels, crops, self.optimizer, gen)
 
     @torch.no_grad()
     def preview(self, feats: torch.Tensor, pixels: torch.Tensor, row: int) -> torch.Tensor:
