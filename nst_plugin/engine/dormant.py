@@ -85,9 +85,10 @@ def recycle(
     """Recycle the units dormant on this batch (see `dormant`); returns how many.
 
     Fresh weights are drawn as `nn.Conv2d` draws its own, from `generator` (so a resumed run
-    repeats them); a fresh unit's bias then puts the median of its pre-activation on this batch at zero, so that it
-    starts alive on about half of it (deep in a ReLU network on smooth images, a unit with zero
-    bias is positive everywhere or nowhere, and half the fresh ones would be born dead).
+    repeats them); a fresh unit's bias then puts the median of its pre-activation on this batch
+    at zero, so that it starts alive on about half of it (deep in a ReLU network on smooth
+    images, a unit with zero bias is positive everywhere or nowhere, and half the fresh ones
+    would be born dead).
     """
     dead, inputs = _survey(net, photos, styles, keep_inputs=True)
     todo = [(u, idx) for u in units(net) if len(idx := dead[u.name].nonzero().flatten())]
