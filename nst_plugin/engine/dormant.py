@@ -19,7 +19,6 @@ nearest upsampling keep a constant constant).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -50,12 +49,13 @@ def units(net: LiteNet) -> list[Unit]:
         convs = [m for m in stage if isinstance(m, nn.Conv2d)]
         if len(convs) == 2:
             found.append(Unit(f"encoder.{k}.a", convs[0], (convs[1],), shared=False))
-        # a stage's map is read by the next stage and, restyled, by a skip or the decoder's start
-        deeper = (
-            [next(m for m in enc[k + 1] if isinstance(m, nn.Conv2d))] if k + 1 < len(enc) else []
-        )
-        restyled = skips[len(enc) - 2 - k] if k + 1 < len(enc) else _first_conv(dec[0])
-        found.append(Unit(f"encoder.{k}.b", convs[-1], (*deeper, restyled), shared=False))
+        # a stage's map is read by the next stage and, restyled, by a skip (the deepest: by the
+        # decoder's start)
+        if k + 1 < len(enc):
+            readers = (_first_conv(enc[k + 1]), skips[len(enc) - 2 - k])
+        else:
+            readers = (_first_conv(dec[0]),)
+        found.append(Unit(f"encoder.{k}.b", convs[-1], readers, shared=False))
     for k, block in enumerate(dec):
         convs = [m for m in block if isinstance(m, nn.Conv2d)]
         found.append(Unit(f"decoder.{k}.a", convs[0], (convs[1],), shared=False))
@@ -103,7 +103,7 @@ def recycle(
     for unit, idx in fresh:
         for reader in unit.readers:
             reader.weight[:, idx] = 0.0
-            _reset_moments(optimizer, [(reader.weight, (slice(None), idx))])
+            _reset_moments(optimizer, reader.weight, (slice(None), idx))
     for unit, idx in fresh:
         conv, b = unit.conv, unit.conv.bias
         assert b is not None
@@ -113,13 +113,15 @@ def recycle(
         ]
         b[idx] = -torch.cat(z, dim=1).median(dim=1).values.to(b)
     for unit, idx in todo:
+        w, b = unit.conv.weight, unit.conv.bias
+        assert b is not None
         if unit.shared:
-            unit.conv.weight[idx] = 0.0
-            unit.conv.bias[idx] = CONSTANT  # type: ignore[index]
+            w[idx], b[idx] = 0.0, CONSTANT
             for reader in unit.readers:
                 assert reader.bias is not None
                 reader.bias -= CONSTANT * reader.weight[:, idx].sum(dim=(1, 2, 3))
-        _reset_moments(optimizer, [(unit.conv.weight, idx), (unit.conv.bias, idx)])
+        _reset_moments(optimizer, w, idx)
+        _reset_moments(optimizer, b, idx)
     return sum(len(idx) for _, idx in todo)
 
 
@@ -151,12 +153,9 @@ def _survey(
 
 
 def _reset_moments(
-    optimizer: torch.optim.Optimizer | None, where: Iterable[tuple[torch.Tensor, object]]
+    optimizer: torch.optim.Optimizer | None, param: torch.Tensor, index: object
 ) -> None:
-    if optimizer is None:
-        return
-    for param, index in where:
-        state = optimizer.state.get(param)
-        if state:
-            state["exp_avg"][index] = 0.0
-            state["exp_avg_sq"][index] = 0.0
+    state = optimizer.state.get(param) if optimizer is not None else None
+    if state:
+        state["exp_avg"][index] = 0.0
+        state["exp_avg_sq"][index] = 0.0

@@ -351,9 +351,13 @@ class AdaINTrainer(Trainer):
             return self.net(feat, skips)
         if styles is None:
             return self.net(pixels)
+        return self.net(pixels, style_moments(None, self._style_crops(styles), self.net))
+
+    def _style_crops(self, styles: torch.Tensor) -> torch.Tensor:
+        """The style set's pixel crops for these rows, on the device, in 0..1."""
+        assert self.data.style_pixels is not None
         crops = self._to_device(self.data.style_pixels[styles.cpu()]).float() / 255.0
-        crops = crops.contiguous(memory_format=torch.channels_last)
-        return self.net(pixels, style_moments(None, crops, self.net))
+        return crops.contiguous(memory_format=torch.channels_last)
 
     def step(self) -> dict[str, float]:
         s, t0 = self.settings, time.perf_counter()
@@ -409,8 +413,8 @@ class AdaINTrainer(Trainer):
     def _recycle(self, pixels: torch.Tensor, styles: torch.Tensor) -> None:
         """Recycle the units dormant on this batch (`dormant`), fresh weights a function of
         (seed, step), so a resumed run repeats them."""
-        assert isinstance(self.net, LiteNet) and self.data.style_pixels is not None
-        crops = self._to_device(self.data.style_pixels[styles.cpu()]).float() / 255.0
+        assert isinstance(self.net, LiteNet)
+        crops = self._style_crops(styles)
         gen = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + self.state.step)
         self.state.recycled += dormant.recycle(self.net, pixels, crops, self.optimizer, gen)
 
