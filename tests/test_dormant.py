@@ -61,8 +61,19 @@ def test_recycled_units_learn_and_their_adam_moments_restart():
     unit = {u.name: u for u in dormant.units(net)}["decoder.0.b"]
     moments = optimizer.state[unit.conv.weight]["exp_avg_sq"]
     assert moments.abs().sum() == 0  # all its channels dead: no gradient reached them
+    inner = {u.name: u for u in dormant.units(net)}["decoder.1.a"]
+    reader = inner.readers[0].weight
+    live = [c for c in range(reader.shape[1]) if c not in killed["decoder.1.a"]]
+    square = optimizer.state[reader]["exp_avg_sq"][:, live]
+    typical = square[square > 0].median()
+    assert typical > 0
     dormant.recycle(net, photos, styles, optimizer)
     assert optimizer.state[unit.conv.weight]["exp_avg_sq"][killed["decoder.0.b"]].sum() == 0
+    # Outgoing weights restart at their live neighbours' second moment, not at zero (which,
+    # late in training, would make their first Adam steps several times the learning rate).
+    restarted = optimizer.state[reader]["exp_avg_sq"][:, killed["decoder.1.a"]]
+    torch.testing.assert_close(restarted, torch.full_like(restarted, typical.item()))
+    assert optimizer.state[reader]["exp_avg"][:, killed["decoder.1.a"]].abs().sum() == 0
     before = unit.conv.weight.detach().clone()
     step()
     assert (unit.conv.weight - before).abs().sum() > 0  # alive again: its weights moved
