@@ -152,7 +152,7 @@ def test_an_interrupted_client_resumes_where_it_stopped(tmp_path, cluster):
         while any(client.processing().values()) and time.monotonic() < deadline:
             time.sleep(0.1)
     second = run_pipeline(pipeline, cluster=cluster.scheduler_address)
-    assert second.exit_code == 0
+    assert second.exit_code == 0, second.text()
     assert second.count("skipped") >= len(written) and second.count("done") >= 1
     names = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
     assert names == [f"p{i:02}.png" for i in range(8)]
