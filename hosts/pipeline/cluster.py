@@ -14,8 +14,11 @@ Why nothing is lost or done twice:
 - Dask reschedules the tasks of a dead worker on another (up to `allowed-failures` times, then
   the item is reported failed). A retried item whose outputs were already renamed into place
   finds them up to date and is skipped.
-- An interrupted client cancels what is queued; running items finish or die with their worker;
-  a re-run skips every item whose outputs exist and are newer than its inputs.
+- An interrupted client cancels what is queued; running items finish or die with their worker
+  (Dask cannot stop a running task: it goes on as "cancelled"). A re-run first waits for such
+  items, so it never renders one beside its interrupted twin (the later of the two would find
+  the output taken and fail), then skips every item whose outputs exist and are newer than its
+  inputs.
 
 Threads: Dask's nanny starts workers with OMP_NUM_THREADS=1, so torch would use one core per
 worker whatever the machine. Each worker runs one item at a time (a lock, as tasks and their
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import logging
 import os
 import threading
@@ -50,6 +54,7 @@ from .model import Item, Pipeline
 from .runner import ItemResult, Reporter, Runner, RunSummary, local_workers
 
 PLUGIN_NAME = "nst-pipeline"
+KEY_PREFIX = "nst-item-"
 CONNECT_TIMEOUT_S = 20
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -188,6 +193,8 @@ def run_on_cluster(
     summary = RunSummary(pipeline)
     with ExitStack() as stack:
         client = _connect(cluster, stack)
+        prefix = f"{KEY_PREFIX}{_tag(pipeline)}-"
+        _wait_for_interrupted_items(client, prefix, should_stop)
         workers = client.scheduler_info(n_workers=-1)["workers"].values()
         per_host = Counter(w["host"] for w in workers)
         plugin = PipelineWorker(
@@ -203,7 +210,7 @@ def run_on_cluster(
             future = client.submit(
                 run_item_on_worker,
                 item,
-                key=f"nst-item-{item.index}-{time.monotonic_ns()}",
+                key=f"{prefix}{item.index}-{time.monotonic_ns()}",
                 priority=_size(item),  # largest first: the long ones do not come last
                 pure=False,
             )
@@ -233,6 +240,31 @@ def run_on_cluster(
             client.cancel([f for f in futures if not f.done()])
     summary.results.sort(key=lambda r: r.item.index)
     return summary
+
+
+def _tag(pipeline: Pipeline) -> str:
+    """Names this pipeline's items on a shared cluster: its file and where its outputs go."""
+    where = f"{pipeline.file.resolve()}\n{pipeline.out_dir.resolve()}"
+    return hashlib.sha256(where.encode()).hexdigest()[:12]
+
+
+def _items_running(dask_worker: Any, prefix: str) -> int:
+    """This pipeline's items running on a worker, an interrupted run's (cancelled) included."""
+    running = ("executing", "long-running")
+    return sum(
+        str(ts.key).startswith(prefix)
+        and (ts.state in running or (ts.state == "cancelled" and ts.previous in running))
+        for ts in dask_worker.state.tasks.values()
+    )
+
+
+def _wait_for_interrupted_items(
+    client: Any, prefix: str, should_stop: Callable[[], bool] | None
+) -> None:
+    while sum(client.run(_items_running, prefix=prefix).values()):
+        if should_stop is not None and should_stop():
+            return
+        time.sleep(0.1)
 
 
 def _result(future: Any, item: Item, cancelled: type[BaseException]) -> ItemResult:
