@@ -58,11 +58,11 @@ def test_recycled_units_learn_and_their_adam_moments_restart():
         optimizer.step()
 
     step()
-    unit = {u.name: u for u in dormant.units(net)}["decoder.0.b"]
+    by_name = {u.name: u for u in dormant.units(net)}
+    unit = by_name["decoder.0.b"]
     moments = optimizer.state[unit.conv.weight]["exp_avg_sq"]
     assert moments.abs().sum() == 0  # all its channels dead: no gradient reached them
-    inner = {u.name: u for u in dormant.units(net)}["decoder.1.a"]
-    reader = inner.readers[0].weight
+    reader = by_name["decoder.1.a"].readers[0].weight
     live = [c for c in range(reader.shape[1]) if c not in killed["decoder.1.a"]]
     square = optimizer.state[reader]["exp_avg_sq"][:, live]
     typical = square[square > 0].median()

@@ -54,7 +54,6 @@ from .model import Item, Pipeline
 from .runner import ItemResult, Reporter, Runner, RunSummary, local_workers
 
 PLUGIN_NAME = "nst-pipeline"
-KEY_PREFIX = "nst-item-"
 CONNECT_TIMEOUT_S = 20
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -193,7 +192,7 @@ def run_on_cluster(
     summary = RunSummary(pipeline)
     with ExitStack() as stack:
         client = _connect(cluster, stack)
-        prefix = f"{KEY_PREFIX}{_tag(pipeline)}-"
+        prefix = _key_prefix(pipeline)
         _wait_for_interrupted_items(client, prefix, should_stop)
         workers = client.scheduler_info(n_workers=-1)["workers"].values()
         per_host = Counter(w["host"] for w in workers)
@@ -242,10 +241,10 @@ def run_on_cluster(
     return summary
 
 
-def _tag(pipeline: Pipeline) -> str:
+def _key_prefix(pipeline: Pipeline) -> str:
     """Names this pipeline's items on a shared cluster: its file and where its outputs go."""
     where = f"{pipeline.file.resolve()}\n{pipeline.out_dir.resolve()}"
-    return hashlib.sha256(where.encode()).hexdigest()[:12]
+    return f"nst-item-{hashlib.sha256(where.encode()).hexdigest()[:12]}-"
 
 
 def _items_running(dask_worker: Any, prefix: str) -> int:
