@@ -62,6 +62,8 @@ def main() -> None:
                     help="share of crop Gram targets from our AdaIN, for all")  # fmt: skip
     ap.add_argument("--fine-content-weight", type=float, default=None,
                     help="relu1_1 content term's weight, for all")  # fmt: skip
+    ap.add_argument("--lr-decay", type=float, default=None,
+                    help="learning rate = lr / (1 + decay * step), for all")  # fmt: skip
     ap.add_argument("--batch-gram", action=argparse.BooleanOptionalAction, default=None,
                     help="style statistics pooled over the batch, for all")  # fmt: skip
     args = ap.parse_args()
@@ -87,7 +89,8 @@ def main() -> None:
                       "content_weight": args.content_weight,
                       "teacher_content_weight": args.teacher_content_weight,
                       "teacher_style_mix": args.teacher_style_mix,
-                      "fine_content_weight": args.fine_content_weight},
+                      "fine_content_weight": args.fine_content_weight,
+                      "lr_decay": args.lr_decay},
             quiet=True,
         )  # fmt: skip
 

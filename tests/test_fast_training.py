@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -283,24 +284,53 @@ def test_teacher_content_term_compares_relu2_2_with_the_teachers_not_the_photos(
     assert "layout" not in losses
 
 
-def test_crop_grams_ask_each_crop_for_its_teachers_statistics_not_the_paintings():
+def test_teacher_grams_ask_each_crop_for_its_teachers_statistics_not_the_paintings():
     """With mix 1 an output whose features are the teacher's crop pays no style loss even where
-    the painting's statistics differ; mix 0 is the painting's target; each crop has its own."""
+    the painting's statistics differ; mix 0 is the painting's term; each crop has its own; any
+    mix has the gradient of one target `mix * teacher + (1 - mix) * painting`."""
     scales = {t: torch.tensor(1.0) for t in fast.FEATURE_TAPS}
     painting = {t: torch.rand(1, 4, 8, 8) for t in fast.FEATURE_TAPS}
     teacher = {t: torch.rand(2, 4, 8, 8) + 1.0 for t in fast.FEATURE_TAPS}
     grams = fast.style_grams(painting, scales)
-    taught = fast.crop_grams(teacher, grams, scales, 1.0)
+    taught = fast.teacher_grams(teacher, scales)
     assert all(taught[t].shape == (2, 4, 4) for t in fast.STYLE_TAPS)
     assert not torch.allclose(taught["relu1_1"][0], taught["relu1_1"][1])
-    own = fast.crop_grams(teacher, grams, scales, 0.0)
-    assert torch.allclose(own["relu2_1"], grams["relu2_1"].expand(2, 4, 4))
-    args = (teacher[fast.CONTENT_TAP], scales, torch.rand(2, 3, 8, 8))
-    assert float(fast.perceptual_losses(teacher, args[0], taught, *args[1:])["style"]) < 1e-10
-    assert float(fast.perceptual_losses(teacher, args[0], grams, *args[1:])["style"]) > 0.1
-    pooled = fast.perceptual_losses(teacher, args[0], taught, *args[1:], batch_gram=True)
-    assert float(pooled["style"]) < 1e-10
 
+    def style(feats: dict, mix: float, targets: dict = grams, **kw: Any) -> torch.Tensor:
+        args = (feats[fast.CONTENT_TAP], targets, scales, torch.rand(2, 3, 8, 8))
+        return fast.perceptual_losses(feats, *args, taught=taught, mix=mix, **kw)["style"]
+
+    assert float(style(teacher, 1.0)) < 1e-10
+    assert float(style(teacher, 0.0)) > 0.1
+    out = {t: f.clone().requires_grad_(True) for t, f in teacher.items()}
+    out = {t: f * 0.9 for t, f in out.items()}
+    leaf = next(iter(out.values()))
+    (grad_split,) = torch.autograd.grad(style(out, 0.3), leaf)
+    one = {t: 0.3 * taught[t] + 0.7 * grams[t] for t in fast.STYLE_TAPS}
+    args = (out[fast.CONTENT_TAP], one, scales, torch.rand(2, 3, 8, 8))
+    (grad_one,) = torch.autograd.grad(fast.perceptual_losses(out, *args)["style"], leaf)
+    assert torch.allclose(grad_split, grad_one, rtol=1e-4, atol=1e-8)
+
+
+def test_batch_gram_pools_the_paintings_share_but_not_the_teachers():
+    """A busy crop and a flat one whose pooled Gram is the painting's: the output that matches
+    each crop's teacher pays nothing; the same two crops swapped still match the pooled
+    statistics but not the teacher's crop by crop, and pay."""
+    gen = torch.Generator().manual_seed(0)
+    busy = torch.rand(1, 4, 8, 8, generator=gen)
+    feats = {t: torch.cat([busy, torch.full_like(busy, 0.5)]) for t in fast.FEATURE_TAPS}
+    swapped = {t: f.flip(0) for t, f in feats.items()}
+    scales = {t: torch.tensor(1.0) for t in fast.FEATURE_TAPS}
+    pooled = {t: fast.gram_matrix(f).mean(0, keepdim=True) for t, f in feats.items()}
+    taught = fast.teacher_grams(feats, scales)
+    args = (feats[fast.CONTENT_TAP], pooled, scales, torch.rand(2, 3, 8, 8))
+    kw: dict[str, Any] = {"taught": taught, "mix": 0.5, "batch_gram": True}
+    assert float(fast.perceptual_losses(feats, *args, **kw)["style"]) < 1e-12
+    assert float(fast.perceptual_losses(swapped, *args, **kw)["style"]) > 1e-6
+    assert float(fast.perceptual_losses(feats, *args, taught=taught, mix=0.5)["style"]) > 1e-6
+
+
+def test_a_teacher_style_mix_is_checked_and_trains():
     photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
     settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
     with pytest.raises(InputError, match="teacher style mix must be within 0..1, got 1.5"):

@@ -24,8 +24,8 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
   `perceptual_losses`;
 - optionally (`teacher_content_weight` in training) a second relu2_2 content term against a
   teacher's rendering of the same photo: see `perceptual_losses`;
-- optionally (`teacher_style_mix` in training) each crop's Gram targets taken partly from the
-  teacher's rendering of that crop instead of the whole painting: see `crop_grams`.
+- optionally (`teacher_style_mix` in training) a share of the style term comparing each crop with
+  the teacher's rendering of that crop instead of the whole painting: see `teacher_grams`.
 """
 
 from __future__ import annotations
@@ -138,14 +138,11 @@ def style_grams(
     return {t: gram_matrix(style_feats[t].float() / scales[t]) for t in STYLE_TAPS}
 
 
-def crop_grams(
-    teacher_feats: Mapping[str, torch.Tensor],
-    painting_grams: Mapping[str, torch.Tensor],
-    scales: Mapping[str, torch.Tensor],
-    mix: float,
+def teacher_grams(
+    teacher_feats: Mapping[str, torch.Tensor], scales: Mapping[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
-    """Per-crop Gram targets, (B, C, C) a tap: `mix` of the teacher's Gram on the same crop,
-    the rest the painting's.
+    """Per-crop Gram targets, (B, C, C) a tap: the teacher's Gram on the same crop, which
+    `perceptual_losses` weighs against the painting's by `mix`.
 
     A departure from the paper, for paintings with large flat shapes: the painting's Gram asks
     every crop for its share of each colour (udnie's green), and every tie to the photo or to a
@@ -154,11 +151,7 @@ def crop_grams(
     same painting) has already laid the painting's colours and texture out by the photo's
     structure, so its statistics on a crop of plain sky ask for no green there.
     """
-    out = {}
-    for t in STYLE_TAPS:
-        taught = gram_matrix(teacher_feats[t].float() / scales[t])
-        out[t] = mix * taught + (1.0 - mix) * painting_grams[t]
-    return out
+    return {t: gram_matrix(teacher_feats[t].float() / scales[t]) for t in STYLE_TAPS}
 
 
 HISTOGRAM_QUANTILES = 4096
@@ -216,17 +209,26 @@ def perceptual_losses(
     output: torch.Tensor,
     *,
     batch_gram: bool = False,
+    taught: Mapping[str, torch.Tensor] | None = None,
+    mix: float = 0.0,
     histograms: Mapping[str, torch.Tensor] | None = None,
     fine_target: torch.Tensor | None = None,
     teacher_target: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The paper's feature reconstruction, style reconstruction and total-variation losses.
-    `grams` are the painting's (1, C, C) a tap, or one target a crop (B, C, C, `crop_grams`).
+    `grams` are the painting's (1, C, C) a tap.
 
     With `batch_gram` the style term compares the painting's Gram matrix with the batch's pooled
     one (the mean of the crops' Grams) instead of each crop's: a departure from the paper, where
     every crop must hold all of the painting's statistics, so a crop of plain sky has to grow the
     painting's colours somewhere, and the network learns to paint blobs where the photo is flat.
+
+    With `taught` (the teacher's Gram on each crop, `teacher_grams`) the style term is `mix` of
+    each crop's distance from the teacher's Gram and `1 - mix` of the painting's term above
+    (the same gradient as one target `mix * taught + (1 - mix) * painting`, when not pooled).
+    The teacher's share is always crop by crop, as it says where each colour goes; with
+    `batch_gram` only the painting's share is pooled, so it asks the batch, not each crop, for
+    the painting's colours, and no longer fights the teacher's layout crop by crop.
 
     With `histograms` (from `style_histograms`) a "histogram" term is added, also a departure:
     a Gram matrix is matched as well by a few saturated activations as by many moderate ones
@@ -249,10 +251,12 @@ def perceptual_losses(
     content = F.mse_loss(out_feats[CONTENT_TAP].float() / sc, content_target.float() / sc)
     style = output.new_zeros((), dtype=torch.float32)
     for tap in STYLE_TAPS:
-        g, target = gram_matrix(out_feats[tap].float() / scales[tap]), grams[tap]
-        if batch_gram:
-            g, target = g.mean(0, keepdim=True), target.mean(0, keepdim=True)
-        style = style + F.mse_loss(g, target.expand_as(g))
+        g = gram_matrix(out_feats[tap].float() / scales[tap])
+        own = g.mean(0, keepdim=True) if batch_gram else g
+        term = F.mse_loss(own, grams[tap].expand_as(own))
+        if taught is not None:
+            term = mix * F.mse_loss(g, taught[tap]) + (1.0 - mix) * term
+        style = style + term
     tv = (output[..., 1:, :] - output[..., :-1, :]).abs().mean() + (
         output[..., :, 1:] - output[..., :, :-1]
     ).abs().mean()

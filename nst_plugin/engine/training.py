@@ -461,8 +461,8 @@ class FastSettings:
     # weight of a relu2_2 content term against the teacher's rendering (fast.perceptual_losses);
     # 0: off, and no teacher is needed unless teacher_weight asks for one
     teacher_content_weight: float = 0.0
-    # share of each crop's Gram targets taken from the teacher's rendering of that crop, the
-    # rest the painting's (fast.crop_grams); 0: the painting's alone, as in the paper
+    # share of the style term comparing each crop with the teacher's rendering of that crop, the
+    # rest the painting's (fast.perceptual_losses); 0: the painting's alone, as in the paper
     teacher_style_mix: float = 0.0
     # px of photo the network sees around each crop and the losses do not, the crop at a random
     # offset in it: with the crop's edge never scored, the network cannot learn to place the
@@ -614,12 +614,12 @@ class FastTrainer(Trainer):
             parts = fast.perceptual_losses(
                 feats,
                 targets[fast.CONTENT_TAP],
-                fast.crop_grams(taught, self.grams, self.scales, s.teacher_style_mix)
-                if s.teacher_style_mix > 0
-                else self.grams,
+                self.grams,
                 self.scales,
                 out.float(),
                 batch_gram=s.batch_gram,
+                taught=fast.teacher_grams(taught, self.scales) if s.teacher_style_mix > 0 else None,
+                mix=s.teacher_style_mix,
                 histograms=self.histograms,
                 fine_target=targets.get(fast.FINE_CONTENT_TAP),
                 teacher_target=taught.get(fast.CONTENT_TAP),
