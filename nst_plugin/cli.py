@@ -128,8 +128,8 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
     fast.add_argument(
         "--batch-gram",
         action=argparse.BooleanOptionalAction,
-        help="match the painting's style statistics over the batch, not each crop "
-        f"({f.batch_gram})",
+        help="match the painting's style statistics over the batch, not each crop; with "
+        f"--teacher-style-mix only the painting's share ({f.batch_gram})",
     )
     fast.add_argument(
         "--margin",
