@@ -228,7 +228,8 @@ def perceptual_losses(
     (the same gradient as one target `mix * taught + (1 - mix) * painting`, when not pooled).
     The teacher's share is always crop by crop, as it says where each colour goes; with
     `batch_gram` only the painting's share is pooled, so it asks the batch, not each crop, for
-    the painting's colours, and no longer fights the teacher's layout crop by crop.
+    the painting's colours, and no longer fights the teacher's layout crop by crop (on udnie
+    the freedom went to dark grey blobs in corners and on a forehead: fast-training.md, item 13).
 
     With `histograms` (from `style_histograms`) a "histogram" term is added, also a departure:
     a Gram matrix is matched as well by a few saturated activations as by many moderate ones
