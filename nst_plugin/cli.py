@@ -120,6 +120,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         f"crop instead of the whole painting ({f.teacher_style_mix:g}: the painting's alone)",
     )
     fast.add_argument(
+        "--deep-style-weight",
+        type=float,
+        help="weight of a Gram term at relu5_1 beside relu1_1..relu4_1's, for the painting's "
+        f"larger shapes ({f.deep_style_weight:g}: off)",
+    )
+    fast.add_argument(
         "--fine-content-weight",
         type=float,
         help="weight of a second content term at relu1_1, that charges blobs where the photo "

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from nst_plugin.cli import main
@@ -97,7 +98,7 @@ def test_batch_gram_asks_the_batch_not_each_crop_for_the_paintings_statistics():
     busy = torch.rand(1, 4, 8, 8, generator=gen)
     feats = {t: torch.cat([busy, torch.full_like(busy, 0.5)]) for t in fast.FEATURE_TAPS}
     scales = {t: torch.tensor(1.0) for t in fast.FEATURE_TAPS}
-    pooled = {t: fast.gram_matrix(f).mean(0, keepdim=True) for t, f in feats.items()}
+    pooled = {t: fast.gram_matrix(feats[t]).mean(0, keepdim=True) for t in fast.STYLE_TAPS}
     args = (feats, feats[fast.CONTENT_TAP], pooled, scales, torch.rand(2, 3, 8, 8))
     per_crop = fast.perceptual_losses(*args)["style"]
     over_batch = fast.perceptual_losses(*args, batch_gram=True)["style"]
@@ -321,7 +322,7 @@ def test_batch_gram_pools_the_paintings_share_but_not_the_teachers():
     feats = {t: torch.cat([busy, torch.full_like(busy, 0.5)]) for t in fast.FEATURE_TAPS}
     swapped = {t: f.flip(0) for t, f in feats.items()}
     scales = {t: torch.tensor(1.0) for t in fast.FEATURE_TAPS}
-    pooled = {t: fast.gram_matrix(f).mean(0, keepdim=True) for t, f in feats.items()}
+    pooled = {t: fast.gram_matrix(feats[t]).mean(0, keepdim=True) for t in fast.STYLE_TAPS}
     taught = fast.teacher_grams(feats, scales)
     args = (feats[fast.CONTENT_TAP], pooled, scales, torch.rand(2, 3, 8, 8))
     kw: dict[str, Any] = {"taught": taught, "mix": 0.5, "batch_gram": True}
@@ -495,3 +496,48 @@ def test_a_model_file_gets_a_normal_files_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_deep_style_weight_adds_a_relu5_1_gram_term_to_the_style_sum():
+    """Weighted 0 the relu5_1 tap changes nothing; weighted w its term counts w times; a trainer
+    with it encodes to relu5_1 and still learns."""
+    gen = torch.Generator().manual_seed(0)
+    taps = fast.style_taps(1.0)
+    assert (
+        taps == (*fast.STYLE_TAPS, fast.DEEP_STYLE_TAP) and fast.style_taps(0.0) == fast.STYLE_TAPS
+    )
+    feats = {t: torch.rand(2, 4, 8, 8, generator=gen) for t in (*taps, fast.CONTENT_TAP)}
+    painting = {t: torch.rand(1, 4, 8, 8, generator=gen) for t in taps}
+    scales = {t: torch.tensor(1.0) for t in feats}
+    four = fast.style_grams(painting, scales)
+    five = fast.style_grams(painting, scales, taps)
+    args = (feats[fast.CONTENT_TAP], scales, torch.rand(2, 3, 8, 8))
+
+    def style(grams: dict, weight: float) -> float:
+        w = {fast.DEEP_STYLE_TAP: weight}
+        return float(
+            fast.perceptual_losses(feats, args[0], grams, *args[1:], tap_weights=w)["style"]
+        )
+
+    deep = F.mse_loss(fast.gram_matrix(feats["relu5_1"]), five["relu5_1"].expand(2, 4, 4))
+    assert style(five, 0.0) == pytest.approx(style(four, 1.0))
+    assert style(five, 3.0) == pytest.approx(style(four, 1.0) + 3.0 * float(deep), rel=1e-5)
+
+    photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
+    settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
+    with pytest.raises(InputError, match="deep style weight must be 0 or more"):
+        FastTrainer(
+            random_vgg(), [photo], make_image(32, 32)[None], replace(settings, deep_style_weight=-1)
+        )
+    runs = {}
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        trainer = FastTrainer(
+            random_vgg(),
+            [photo],
+            make_image(32, 32)[None],
+            replace(settings, deep_style_weight=weight),
+        )
+        runs[weight] = trainer.step()["style"]
+    assert fast.DEEP_STYLE_TAP in trainer.grams and np.isfinite(runs[1.0])
+    assert runs[1.0] > runs[0.0]

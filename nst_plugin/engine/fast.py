@@ -45,6 +45,18 @@ CONTENT_TAP = "relu2_2"
 FINE_CONTENT_TAP = "relu1_1"
 STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 FEATURE_TAPS = tuple(sorted({CONTENT_TAP, *STYLE_TAPS}))
+# A departure from the paper, optional (`deep_style_weight` in training): a Gram term at relu5_1
+# too. Scored against our AdaIN on eval photos, udnie's and composition_vii's networks overshoot
+# the painting's statistics at conv1_1/conv2_1 and trail at conv4_1/conv5_1, the shapes larger
+# than relu4_1's field, which the paper's four layers never ask for (fast-training.md, item 14).
+DEEP_STYLE_TAP = "relu5_1"
+
+
+def style_taps(deep_style_weight: float) -> tuple[str, ...]:
+    """The taps the style term compares: the paper's four, and relu5_1 where it is weighted."""
+    return STYLE_TAPS + ((DEEP_STYLE_TAP,) if deep_style_weight > 0 else ())
+
+
 LAYOUT_CELL = 16  # px squares the colour-layout term compares (`layout_loss`)
 
 
@@ -133,13 +145,17 @@ def feature_scales(style_feats: Mapping[str, torch.Tensor]) -> dict[str, torch.T
 
 
 def style_grams(
-    style_feats: Mapping[str, torch.Tensor], scales: Mapping[str, torch.Tensor]
+    style_feats: Mapping[str, torch.Tensor],
+    scales: Mapping[str, torch.Tensor],
+    taps: tuple[str, ...] = STYLE_TAPS,
 ) -> dict[str, torch.Tensor]:
-    return {t: gram_matrix(style_feats[t].float() / scales[t]) for t in STYLE_TAPS}
+    return {t: gram_matrix(style_feats[t].float() / scales[t]) for t in taps}
 
 
 def teacher_grams(
-    teacher_feats: Mapping[str, torch.Tensor], scales: Mapping[str, torch.Tensor]
+    teacher_feats: Mapping[str, torch.Tensor],
+    scales: Mapping[str, torch.Tensor],
+    taps: tuple[str, ...] = STYLE_TAPS,
 ) -> dict[str, torch.Tensor]:
     """Per-crop Gram targets, (B, C, C) a tap: the teacher's Gram on the same crop, which
     `perceptual_losses` weighs against the painting's by `mix`.
@@ -151,7 +167,7 @@ def teacher_grams(
     same painting) has already laid the painting's colours and texture out by the photo's
     structure, so its statistics on a crop of plain sky ask for no green there.
     """
-    return {t: gram_matrix(teacher_feats[t].float() / scales[t]) for t in STYLE_TAPS}
+    return {t: gram_matrix(teacher_feats[t].float() / scales[t]) for t in taps}
 
 
 HISTOGRAM_QUANTILES = 4096
@@ -211,12 +227,14 @@ def perceptual_losses(
     batch_gram: bool = False,
     taught: Mapping[str, torch.Tensor] | None = None,
     mix: float = 0.0,
+    tap_weights: Mapping[str, float] | None = None,
     histograms: Mapping[str, torch.Tensor] | None = None,
     fine_target: torch.Tensor | None = None,
     teacher_target: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The paper's feature reconstruction, style reconstruction and total-variation losses.
-    `grams` are the painting's (1, C, C) a tap.
+    `grams` are the painting's (1, C, C) a tap, each tap's term weighted by `tap_weights` (1
+    where it has none).
 
     With `batch_gram` the style term compares the painting's Gram matrix with the batch's pooled
     one (the mean of the crops' Grams) instead of each crop's: a departure from the paper, where
@@ -251,13 +269,13 @@ def perceptual_losses(
     sc = scales[CONTENT_TAP]
     content = F.mse_loss(out_feats[CONTENT_TAP].float() / sc, content_target.float() / sc)
     style = output.new_zeros((), dtype=torch.float32)
-    for tap in STYLE_TAPS:
+    for tap in grams:
         g = gram_matrix(out_feats[tap].float() / scales[tap])
         own = g.mean(0, keepdim=True) if batch_gram else g
         term = F.mse_loss(own, grams[tap].expand_as(own))
         if taught is not None:
             term = mix * F.mse_loss(g, taught[tap]) + (1.0 - mix) * term
-        style = style + term
+        style = style + (tap_weights or {}).get(tap, 1.0) * term
     tv = (output[..., 1:, :] - output[..., :-1, :]).abs().mean() + (
         output[..., :, 1:] - output[..., :, :-1]
     ).abs().mean()

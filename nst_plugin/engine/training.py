@@ -461,6 +461,9 @@ class FastSettings:
     # weight of a relu2_2 content term against the teacher's rendering (fast.perceptual_losses);
     # 0: off, and no teacher is needed unless teacher_weight asks for one
     teacher_content_weight: float = 0.0
+    # weight of a Gram term at relu5_1 beside relu1_1..relu4_1's (each 1); 0: off, the paper's
+    # four layers (fast.DEEP_STYLE_TAP)
+    deep_style_weight: float = 0.0
     # share of the style term comparing each crop with the teacher's rendering of that crop, the
     # rest the painting's (fast.perceptual_losses); 0: the painting's alone, as in the paper
     teacher_style_mix: float = 0.0
@@ -516,14 +519,16 @@ class FastTrainer(Trainer):
             torch.cat([photos[k], teachers[k]]) if self.with_teachers else photos[k] for k in keep
         ]
         fmt = torch.channels_last
-        deepest = max(fast.FEATURE_TAPS, key=encoder.index)
+        self.style_taps = fast.style_taps(settings.deep_style_weight)
+        self.feature_taps = tuple(sorted({*fast.FEATURE_TAPS, *self.style_taps}))
+        deepest = max(self.feature_taps, key=encoder.index)
         self.encoder = copy.deepcopy(encoder.truncated(deepest)).to(dev, memory_format=fmt)
         self.net = (net or fast.make_net(settings.net_config())).to(dev, memory_format=fmt)
         self.net.train().requires_grad_(True)
         with torch.no_grad(), autocast(dev):
-            feats = self.encoder(style.to(dev).contiguous(memory_format=fmt), fast.FEATURE_TAPS)
+            feats = self.encoder(style.to(dev).contiguous(memory_format=fmt), self.feature_taps)
         self.scales = fast.feature_scales(feats)
-        self.grams = fast.style_grams(feats, self.scales)
+        self.grams = fast.style_grams(feats, self.scales, self.style_taps)
         self.histograms = (
             fast.style_histograms(feats, self.scales) if settings.histogram_weight > 0 else None
         )
@@ -552,6 +557,7 @@ class FastTrainer(Trainer):
             "teacher_weight",
             "fine_content_weight",
             "teacher_content_weight",
+            "deep_style_weight",
         ):
             if getattr(s, name) < 0:
                 raise InputError(f"{name.replace('_', ' ')} must be 0 or more")
@@ -609,7 +615,7 @@ class FastTrainer(Trainer):
                         taps.append(fast.FINE_CONTENT_TAP)
                     targets = self.encoder(photo, taps)
                     taught = self._teacher_features(teachers)
-                feats = self.encoder(out, fast.FEATURE_TAPS)
+                feats = self.encoder(out, self.feature_taps)
             t3 = self._clock()
             parts = fast.perceptual_losses(
                 feats,
@@ -618,8 +624,11 @@ class FastTrainer(Trainer):
                 self.scales,
                 out.float(),
                 batch_gram=s.batch_gram,
-                taught=fast.teacher_grams(taught, self.scales) if s.teacher_style_mix > 0 else None,
+                taught=fast.teacher_grams(taught, self.scales, self.style_taps)
+                if s.teacher_style_mix > 0
+                else None,
                 mix=s.teacher_style_mix,
+                tap_weights={fast.DEEP_STYLE_TAP: s.deep_style_weight},
                 histograms=self.histograms,
                 fine_target=targets.get(fast.FINE_CONTENT_TAP),
                 teacher_target=taught.get(fast.CONTENT_TAP),
@@ -645,7 +654,7 @@ class FastTrainer(Trainer):
         if s.teacher_content_weight > 0:
             taps.append(fast.CONTENT_TAP)
         if s.teacher_style_mix > 0:
-            taps.extend(fast.STYLE_TAPS)
+            taps.extend(self.style_taps)
         return self.encoder(teachers, taps) if taps and teachers is not None else {}
 
     @torch.no_grad()
