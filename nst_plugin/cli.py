@@ -120,10 +120,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         f"crop instead of the whole painting ({f.teacher_style_mix:g}: the painting's alone)",
     )
     fast.add_argument(
-        "--deep-style-weight",
+        "--style-tap-weights",
         type=float,
-        help="weight of a Gram term at relu5_1 beside relu1_1..relu4_1's, for the painting's "
-        f"larger shapes ({f.deep_style_weight:g}: off)",
+        nargs=5,
+        metavar="W",
+        help="the style term's weight at relu1_1 relu2_1 relu3_1 relu4_1 relu5_1 "
+        f"({' '.join(f'{x:g}' for x in f.style_tap_weights)})",
     )
     fast.add_argument(
         "--fine-content-weight",

@@ -62,8 +62,8 @@ def main() -> None:
                     help="share of crop Gram targets from our AdaIN, for all")  # fmt: skip
     ap.add_argument("--fine-content-weight", type=float, default=None,
                     help="relu1_1 content term's weight, for all")  # fmt: skip
-    ap.add_argument("--deep-style-weight", type=float, default=None,
-                    help="relu5_1 Gram term's weight, for all")  # fmt: skip
+    ap.add_argument("--style-tap-weights", type=float, nargs=5, default=None, metavar="W",
+                    help="style weight at relu1_1..relu5_1, for all")  # fmt: skip
     ap.add_argument("--lr-decay", type=float, default=None,
                     help="learning rate = lr / (1 + decay * step), for all")  # fmt: skip
     ap.add_argument("--batch-gram", action=argparse.BooleanOptionalAction, default=None,
@@ -93,7 +93,7 @@ def main() -> None:
                       "teacher_style_mix": args.teacher_style_mix,
                       "fine_content_weight": args.fine_content_weight,
                       "lr_decay": args.lr_decay,
-                      "deep_style_weight": args.deep_style_weight},
+                      "style_tap_weights": args.style_tap_weights},
             quiet=True,
         )  # fmt: skip
 

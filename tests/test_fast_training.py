@@ -498,46 +498,50 @@ def test_a_model_file_gets_a_normal_files_mode(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
-def test_deep_style_weight_adds_a_relu5_1_gram_term_to_the_style_sum():
-    """Weighted 0 the relu5_1 tap changes nothing; weighted w its term counts w times; a trainer
-    with it encodes to relu5_1 and still learns."""
+def test_style_tap_weights_weigh_each_gram_term_relu5_1_included():
+    """A tap weighted 0 is left out; weighted w its term counts w times; a trainer with relu5_1
+    weighted encodes to relu5_1 and still learns; bad weights get a clear error."""
     gen = torch.Generator().manual_seed(0)
-    taps = fast.style_taps(1.0)
-    assert (
-        taps == (*fast.STYLE_TAPS, fast.DEEP_STYLE_TAP) and fast.style_taps(0.0) == fast.STYLE_TAPS
-    )
+    assert tuple(fast.style_tap_weights((1, 1, 1, 1, 0))) == fast.STYLE_TAPS
+    weights = fast.style_tap_weights((0.5, 1, 1, 1, 3))
+    taps = tuple(weights)
+    assert taps == fast.WEIGHTABLE_STYLE_TAPS and weights["relu5_1"] == 3.0
     feats = {t: torch.rand(2, 4, 8, 8, generator=gen) for t in (*taps, fast.CONTENT_TAP)}
     painting = {t: torch.rand(1, 4, 8, 8, generator=gen) for t in taps}
     scales = {t: torch.tensor(1.0) for t in feats}
-    four = fast.style_grams(painting, scales)
-    five = fast.style_grams(painting, scales, taps)
-    args = (feats[fast.CONTENT_TAP], scales, torch.rand(2, 3, 8, 8))
+    grams = fast.style_grams(painting, scales, taps)
+    args = (feats[fast.CONTENT_TAP], grams, scales, torch.rand(2, 3, 8, 8))
 
-    def style(grams: dict, weight: float) -> float:
-        w = {fast.DEEP_STYLE_TAP: weight}
-        return float(
-            fast.perceptual_losses(feats, args[0], grams, *args[1:], tap_weights=w)["style"]
-        )
+    def term(tap: str) -> float:
+        g = fast.gram_matrix(feats[tap])
+        return float(F.mse_loss(g, grams[tap].expand_as(g)))
 
-    deep = F.mse_loss(fast.gram_matrix(feats["relu5_1"]), five["relu5_1"].expand(2, 4, 4))
-    assert style(five, 0.0) == pytest.approx(style(four, 1.0))
-    assert style(five, 3.0) == pytest.approx(style(four, 1.0) + 3.0 * float(deep), rel=1e-5)
+    style = float(fast.perceptual_losses(feats, *args, tap_weights=weights)["style"])
+    expected = sum(w * term(t) for t, w in weights.items())
+    assert style == pytest.approx(expected, rel=1e-5)
+    assert float(fast.perceptual_losses(feats, *args)["style"]) == pytest.approx(
+        sum(term(t) for t in taps), rel=1e-5
+    )
 
     photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
     settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
-    with pytest.raises(InputError, match="deep style weight must be 0 or more"):
-        FastTrainer(
-            random_vgg(), [photo], make_image(32, 32)[None], replace(settings, deep_style_weight=-1)
-        )
+    for bad in ((1, 1, 1, 1), (1, 1, -1, 1, 0), (0, 0, 0, 0, 0)):
+        with pytest.raises(InputError, match="style tap weights must be 5 numbers of 0 or more"):
+            FastTrainer(
+                random_vgg(),
+                [photo],
+                make_image(32, 32)[None],
+                replace(settings, style_tap_weights=bad),
+            )
     runs = {}
-    for weight in (0.0, 1.0):
+    for deep in (0.0, 1.0):
         torch.manual_seed(0)
         trainer = FastTrainer(
             random_vgg(),
             [photo],
             make_image(32, 32)[None],
-            replace(settings, deep_style_weight=weight),
+            replace(settings, style_tap_weights=(1, 1, 1, 1, deep)),
         )
-        runs[weight] = trainer.step()["style"]
-    assert fast.DEEP_STYLE_TAP in trainer.grams and np.isfinite(runs[1.0])
+        runs[deep] = trainer.step()["style"]
+    assert "relu5_1" in trainer.grams and np.isfinite(runs[1.0])
     assert runs[1.0] > runs[0.0]

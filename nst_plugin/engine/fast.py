@@ -30,7 +30,7 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -45,16 +45,18 @@ CONTENT_TAP = "relu2_2"
 FINE_CONTENT_TAP = "relu1_1"
 STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 FEATURE_TAPS = tuple(sorted({CONTENT_TAP, *STYLE_TAPS}))
-# A departure from the paper, optional (`deep_style_weight` in training): a Gram term at relu5_1
-# too. Scored against our AdaIN on eval photos, udnie's and composition_vii's networks overshoot
-# the painting's statistics at conv1_1/conv2_1 and trail at conv4_1/conv5_1, the shapes larger
-# than relu4_1's field, which the paper's four layers never ask for (fast-training.md, item 14).
-DEEP_STYLE_TAP = "relu5_1"
+# A departure from the paper, optional (`style_tap_weights` in training): each Gram tap's term
+# weighted, relu5_1 among them. Scored against our AdaIN on eval photos, udnie's and
+# composition_vii's networks overshoot the painting's statistics at conv1_1/conv2_1 and trail
+# at conv4_1/conv5_1, the shapes larger than relu4_1's field, which the paper's four equally
+# weighted layers never ask for (fast-training.md, item 14).
+WEIGHTABLE_STYLE_TAPS = (*STYLE_TAPS, "relu5_1")
 
 
-def style_taps(deep_style_weight: float) -> tuple[str, ...]:
-    """The taps the style term compares: the paper's four, and relu5_1 where it is weighted."""
-    return STYLE_TAPS + ((DEEP_STYLE_TAP,) if deep_style_weight > 0 else ())
+def style_tap_weights(weights: Sequence[float]) -> dict[str, float]:
+    """The style taps compared and their weights, one weight per `WEIGHTABLE_STYLE_TAPS` (a tap
+    weighted 0 is not encoded at all)."""
+    return {t: float(w) for t, w in zip(WEIGHTABLE_STYLE_TAPS, weights, strict=True) if w > 0}
 
 
 LAYOUT_CELL = 16  # px squares the colour-layout term compares (`layout_loss`)
@@ -233,8 +235,8 @@ def perceptual_losses(
     teacher_target: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The paper's feature reconstruction, style reconstruction and total-variation losses.
-    `grams` are the painting's (1, C, C) a tap, each tap's term weighted by `tap_weights` (1
-    where it has none).
+    `grams` are the painting's (1, C, C) a tap, each tap's term weighted by `tap_weights`
+    (`style_tap_weights`; 1 where it has none).
 
     With `batch_gram` the style term compares the painting's Gram matrix with the batch's pooled
     one (the mean of the crops' Grams) instead of each crop's: a departure from the paper, where

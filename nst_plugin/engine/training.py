@@ -461,9 +461,9 @@ class FastSettings:
     # weight of a relu2_2 content term against the teacher's rendering (fast.perceptual_losses);
     # 0: off, and no teacher is needed unless teacher_weight asks for one
     teacher_content_weight: float = 0.0
-    # weight of a Gram term at relu5_1 beside relu1_1..relu4_1's (each 1); 0: off, the paper's
-    # four layers (fast.DEEP_STYLE_TAP)
-    deep_style_weight: float = 0.0
+    # the style term's weight at relu1_1, relu2_1, relu3_1, relu4_1 and relu5_1
+    # (fast.style_tap_weights); the default is the paper's four layers alike
+    style_tap_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 0.0)
     # share of the style term comparing each crop with the teacher's rendering of that crop, the
     # rest the painting's (fast.perceptual_losses); 0: the painting's alone, as in the paper
     teacher_style_mix: float = 0.0
@@ -519,7 +519,8 @@ class FastTrainer(Trainer):
             torch.cat([photos[k], teachers[k]]) if self.with_teachers else photos[k] for k in keep
         ]
         fmt = torch.channels_last
-        self.style_taps = fast.style_taps(settings.deep_style_weight)
+        self.tap_weights = fast.style_tap_weights(settings.style_tap_weights)
+        self.style_taps = tuple(self.tap_weights)
         self.feature_taps = tuple(sorted({*fast.FEATURE_TAPS, *self.style_taps}))
         deepest = max(self.feature_taps, key=encoder.index)
         self.encoder = copy.deepcopy(encoder.truncated(deepest)).to(dev, memory_format=fmt)
@@ -557,10 +558,16 @@ class FastTrainer(Trainer):
             "teacher_weight",
             "fine_content_weight",
             "teacher_content_weight",
-            "deep_style_weight",
         ):
             if getattr(s, name) < 0:
                 raise InputError(f"{name.replace('_', ' ')} must be 0 or more")
+        taps = fast.WEIGHTABLE_STYLE_TAPS
+        w = s.style_tap_weights
+        if len(w) != len(taps) or min(w) < 0 or max(w) <= 0:
+            raise InputError(
+                f"style tap weights must be {len(taps)} numbers of 0 or more "
+                f"({', '.join(taps)}), not all 0; got {' '.join(f'{x:g}' for x in w)}"
+            )
         if not 0 <= s.teacher_style_mix <= 1:
             raise InputError(f"teacher style mix must be within 0..1, got {s.teacher_style_mix}")
         if s.needs_teachers() and (
@@ -628,7 +635,7 @@ class FastTrainer(Trainer):
                 if s.teacher_style_mix > 0
                 else None,
                 mix=s.teacher_style_mix,
-                tap_weights={fast.DEEP_STYLE_TAP: s.deep_style_weight},
+                tap_weights=self.tap_weights,
                 histograms=self.histograms,
                 fine_target=targets.get(fast.FINE_CONTENT_TAP),
                 teacher_target=taught.get(fast.CONTENT_TAP),
