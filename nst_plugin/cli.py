@@ -128,6 +128,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         f"({' '.join(f'{x:g}' for x in f.style_tap_weights)})",
     )
     fast.add_argument(
+        "--regularity-weight",
+        type=float,
+        help="weight of a term charging fine texture that repeats more regularly than the "
+        f"photo's, wallpaper-like strokes in flat areas ({f.regularity_weight:g}: off)",
+    )
+    fast.add_argument(
         "--fine-content-weight",
         type=float,
         help="weight of a second content term at relu1_1, that charges blobs where the photo "

@@ -64,6 +64,8 @@ def main() -> None:
                     help="relu1_1 content term's weight, for all")  # fmt: skip
     ap.add_argument("--style-tap-weights", type=float, nargs=5, default=None, metavar="W",
                     help="style weight at relu1_1..relu5_1, for all")  # fmt: skip
+    ap.add_argument("--regularity-weight", type=float, default=None,
+                    help="texture regularity term's weight, for all")  # fmt: skip
     ap.add_argument("--lr-decay", type=float, default=None,
                     help="learning rate = lr / (1 + decay * step), for all")  # fmt: skip
     ap.add_argument("--batch-gram", action=argparse.BooleanOptionalAction, default=None,
@@ -93,7 +95,8 @@ def main() -> None:
                       "teacher_style_mix": args.teacher_style_mix,
                       "fine_content_weight": args.fine_content_weight,
                       "lr_decay": args.lr_decay,
-                      "style_tap_weights": args.style_tap_weights},
+                      "style_tap_weights": args.style_tap_weights,
+                      "regularity_weight": args.regularity_weight},
             quiet=True,
         )  # fmt: skip
 

@@ -461,6 +461,9 @@ class FastSettings:
     # weight of a relu2_2 content term against the teacher's rendering (fast.perceptual_losses);
     # 0: off, and no teacher is needed unless teacher_weight asks for one
     teacher_content_weight: float = 0.0
+    # weight of a term charging the output's texture regularity above the photo's
+    # (fast.regularity); 0: off
+    regularity_weight: float = 0.0
     # the style term's weight at relu1_1, relu2_1, relu3_1, relu4_1 and relu5_1
     # (fast.style_tap_weights); the default is the paper's four layers alike
     style_tap_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 0.0)
@@ -557,6 +560,7 @@ class FastTrainer(Trainer):
             "histogram_weight",
             "teacher_weight",
             "fine_content_weight",
+            "regularity_weight",
             "teacher_content_weight",
         ):
             if getattr(s, name) < 0:
@@ -642,6 +646,9 @@ class FastTrainer(Trainer):
             )
             if s.teacher_weight > 0 and teachers is not None:
                 parts["layout"] = fast.layout_loss(out, teachers)
+            if s.regularity_weight > 0:
+                excess = fast.regularity(out) - fast.regularity(photo)
+                parts["regularity"] = excess.clamp_min(0).mean()
             loss = (
                 s.content_weight * parts["content"]
                 + s.style_weight * parts["style"]
@@ -649,6 +656,7 @@ class FastTrainer(Trainer):
                 + s.histogram_weight * parts.get("histogram", 0.0)
                 + s.teacher_weight * parts.get("layout", 0.0)
                 + s.fine_content_weight * parts.get("fine_content", 0.0)
+                + s.regularity_weight * parts.get("regularity", 0.0)
                 + s.teacher_content_weight * parts.get("teacher_content", 0.0)
             )
             losses = {k: v.item() for k, v in parts.items()}
