@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .color import rgb_to_yiq
+from .filters import gaussian_blur
 from .losses import gram_matrix
 from .padding import pad_to_multiple
 
@@ -221,7 +223,6 @@ def layout_loss(
 
 REGULARITY_SIGMA = 4.0  # px: the blur whose residue is the texture measured
 REGULARITY_LAGS = (6, 24)  # px: shifts at which a repeat counts (past one stroke's own width)
-_LUMA = (0.299, 0.587, 0.114)
 
 
 def regularity(image: torch.Tensor) -> torch.Tensor:
@@ -236,12 +237,8 @@ def regularity(image: torch.Tensor) -> torch.Tensor:
     the same strength (normalised, the peak is 0.51 on composition_vii's flat areas against
     AdaIN's 0.27: fast-training.md, item 15), and the Gram terms cannot tell the two apart.
     """
-    luma = (image.float() * image.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    r = int(3 * REGULARITY_SIGMA)
-    k = torch.exp(-(torch.arange(-r, r + 1, dtype=luma.dtype) ** 2) / (2 * REGULARITY_SIGMA**2))
-    k = (k / k.sum()).to(luma.device)
-    smooth = F.pad(luma, (r, r, r, r), mode="reflect")
-    smooth = F.conv2d(F.conv2d(smooth, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
+    luma = rgb_to_yiq(image.float())[:, :1]
+    smooth = gaussian_blur(luma, REGULARITY_SIGMA, padding="reflect")
     residue = luma - smooth
     residue = residue - residue.mean((-2, -1), keepdim=True)
     h, w = residue.shape[-2:]

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .filters import gaussian_blur
+
 # Below this fraction of reliable pixels the frames are taken to be from different shots.
 RELIABLE_FOR_SAME_SHOT = 0.3
 # Forward-backward test (Sundaram et al.; Ruder et al. Eq. 5-6): |w + ŵ|² ≤ a(|w|² + |ŵ|²) + b.
@@ -141,17 +143,6 @@ def warping_error(
     return float((diff * m).sum() / m.sum().clamp_min(1.0))
 
 
-def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = int(3 * sigma)
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    k = torch.exp(-(x**2) / (2 * sigma**2))
-    k = k / k.sum()
-    c = image.shape[1]
-    out = F.pad(image, (radius, radius, radius, radius), mode="replicate")
-    out = F.conv2d(out, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
 def blend_detail(
     current: torch.Tensor, carried: torch.Tensor, weight: torch.Tensor
 ) -> torch.Tensor:
@@ -165,7 +156,8 @@ def blend_detail(
     on the carried pixels (a gain of 1 to 2)."""
     mixed = blend(current, carried, weight)
     w = weight.to(current.device, current.dtype).view(1, 1, *weight.shape[-2:])
-    hp_cur, hp_mix = current - _blur(current, DETAIL_SIGMA), mixed - _blur(mixed, DETAIL_SIGMA)
+    hp_cur = current - gaussian_blur(current, DETAIL_SIGMA)
+    hp_mix = mixed - gaussian_blur(mixed, DETAIL_SIGMA)
     m = (w > 0).to(current.dtype)
     gain = ((hp_cur**2 * m).sum((2, 3)) / (hp_mix**2 * m).sum((2, 3)).clamp_min(1e-8)).sqrt()
     gain = gain.clamp(1.0, MAX_GAIN).view(1, -1, 1, 1)
