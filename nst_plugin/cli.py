@@ -90,6 +90,10 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         help="a lite network's dormant ReLU units recycled every N steps, output unchanged "
         f"({d.recycle_every}: never)",
     )
+    adain.add_argument(
+        "--recycle-parts",
+        help=f"which dormant units are recycled: all, or decoder ({d.recycle_parts})",
+    )
     adain.add_argument("--cache-dir", help="feature cache (default ~/.cache/nst-plugin)")
     f = FastSettings()
     fast.add_argument("--width", type=int, help=f"network width ({f.width})")

@@ -77,3 +77,14 @@ def test_recycled_units_learn_and_their_adam_moments_restart():
     before = unit.conv.weight.detach().clone()
     step()
     assert (unit.conv.weight - before).abs().sum() > 0  # alive again: its weights moved
+
+
+def test_recycling_the_decoder_only_leaves_the_encoders_dead_units_alone():
+    net, killed = _net_with_dead_units()
+    photos, styles = _images()
+    dead = dormant.dormant(net, photos, styles)
+    recycled = dormant.recycle(net, photos, styles, parts="decoder")
+    assert recycled == sum(int(d.sum()) for name, d in dead.items() if name.startswith("decoder"))
+    again = dormant.dormant(net, photos, styles)
+    assert again["encoder.2.b"][killed["encoder.2.b"]].all()
+    assert not again["decoder.0.b"][killed["decoder.0.b"]].any()

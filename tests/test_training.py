@@ -143,6 +143,11 @@ def test_negative_content_margin_is_refused(folders, tmp_path):
         _train(folders, tmp_path / "m.safetensors", 1, settings={"content_margin": -1})
 
 
+def test_unknown_recycle_parts_are_refused(folders, tmp_path):
+    with pytest.warns(UserWarning), pytest.raises(InputError, match="recycle parts"):
+        _train(folders, tmp_path / "r.safetensors", 1, settings={"recycle_parts": "skips"})
+
+
 def test_structure_term_is_logged_recorded_and_refused_when_negative(folders, tmp_path):
     out = tmp_path / "s.safetensors"
     with pytest.warns(UserWarning):

@@ -94,6 +94,9 @@ class TrainSettings:
     # a lite network's ReLU units never positive on the batch are recycled every this many
     # steps (`dormant`: most of its coarse units had died by step 20,900); 0: never
     recycle_every: int = 0
+    # which of them: "all", or "decoder" (the encoder's fresh units jolt the output through
+    # AdaIN, see `dormant.recycle`)
+    recycle_parts: str = "all"
 
 
 @dataclass
@@ -304,6 +307,11 @@ class AdaINTrainer(Trainer):
             raise InputError("a lite network trains on the style crops' pixels; none were given")
         if self.settings.recycle_every and not self.lite:
             raise InputError("recycling dormant units is for a lite network only")
+        if self.settings.recycle_parts not in dormant.PARTS:
+            parts = ", ".join(dormant.PARTS)
+            raise InputError(
+                f"recycle parts must be one of {parts}, got {self.settings.recycle_parts}"
+            )
 
     @torch.no_grad()
     def _style_grams(self) -> dict[str, torch.Tensor]:
@@ -416,7 +424,9 @@ class AdaINTrainer(Trainer):
         assert isinstance(self.net, LiteNet)
         crops = self._style_crops(styles)
         gen = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + self.state.step)
-        self.state.recycled += dormant.recycle(self.net, pixels, crops, self.optimizer, gen)
+        self.state.recycled += dormant.recycle(
+            self.net, pixels, crops, self.optimizer, gen, parts=self.settings.recycle_parts
+        )
 
     @torch.no_grad()
     def preview(self, feats: torch.Tensor, pixels: torch.Tensor, row: int) -> torch.Tensor:
