@@ -83,7 +83,7 @@ def test_recycling_the_decoder_only_leaves_the_encoders_dead_units_alone():
     net, killed = _net_with_dead_units()
     photos, styles = _images()
     dead = dormant.dormant(net, photos, styles)
-    recycled = dormant.recycle(net, photos, styles, parts="decoder")
+    recycled = dormant.recycle(net, photos, styles, encoder=False)
     assert recycled == sum(int(d.sum()) for name, d in dead.items() if name.startswith("decoder"))
     again = dormant.dormant(net, photos, styles)
     assert again["encoder.2.b"][killed["encoder.2.b"]].all()

@@ -31,9 +31,6 @@ from .adain import LiteNet, style_moments
 # Output of a recycled decoder unit: about a live unit's typical activation here.
 CONSTANT = 0.5
 
-# which units `recycle` may touch
-PARTS = ("all", "decoder")
-
 
 @dataclass(frozen=True)
 class Unit:
@@ -85,11 +82,11 @@ def recycle(
     styles: torch.Tensor,
     optimizer: torch.optim.Optimizer | None = None,
     generator: torch.Generator | None = None,
-    parts: str = "all",
+    encoder: bool = True,
 ) -> int:
     """Recycle the units dormant on this batch (see `dormant`); returns how many.
 
-    `parts="decoder"` leaves the encoder's dead units dead. Why: a fresh encoder channel goes
+    `encoder=False` leaves the encoder's dead units dead. Why: a fresh encoder channel goes
     through AdaIN, which divides it by its own spread on the photo (small for a fresh unit) and
     multiplies it by its spread on the painting, so it reaches its readers at full strength as
     soon as their zeroed weights move; on the lite network that sent the loss from 38 to 332 in
@@ -103,9 +100,7 @@ def recycle(
     would be born dead).
     """
     dead, inputs = _survey(net, photos, styles, keep_inputs=True)
-    if parts not in PARTS:
-        raise ValueError(f"parts must be one of {', '.join(PARTS)}, got {parts!r}")
-    chosen = [u for u in units(net) if parts == "all" or u.name.startswith(parts)]
+    chosen = [u for u in units(net) if encoder or not u.name.startswith("encoder")]
     todo = [(u, idx) for u in chosen if len(idx := dead[u.name].nonzero().flatten())]
     fresh = [(u, idx) for u, idx in todo if not u.shared]
     # In this order each fresh bias is computed from exactly what its unit will read: fresh

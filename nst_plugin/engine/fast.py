@@ -26,6 +26,10 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
   teacher's rendering of the same photo: see `perceptual_losses`;
 - optionally (`teacher_style_mix` in training) a share of the style term comparing each crop with
   the teacher's rendering of that crop instead of the whole painting: see `teacher_grams`.
+- optionally (`style_tap_weights` in training) the Gram layers weighted, relu5_1 included
+  (the paper stops at relu4_1; ours is off there by default): see `style_tap_weights`;
+- optionally (`regularity_weight` in training) a charge on fine texture that repeats more than
+  the photo's: see `regularity`.
 """
 
 from __future__ import annotations

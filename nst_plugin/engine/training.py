@@ -67,6 +67,10 @@ class TrainData:
             raise InputError("no usable style images to train on")
 
 
+# `TrainSettings.recycle_parts`: every dormant unit, or the decoder's alone
+RECYCLE_PARTS = ("all", "decoder")
+
+
 @dataclass
 class TrainSettings:
     batch_size: int = 8
@@ -94,8 +98,8 @@ class TrainSettings:
     # a lite network's ReLU units never positive on the batch are recycled every this many
     # steps (`dormant`: most of its coarse units had died by step 20,900); 0: never
     recycle_every: int = 0
-    # which of them: "all", or "decoder" (the encoder's fresh units jolt the output through
-    # AdaIN, see `dormant.recycle`)
+    # which of them, one of RECYCLE_PARTS: "all", or "decoder" (the encoder's fresh units jolt
+    # the output through AdaIN, see `dormant.recycle`)
     recycle_parts: str = "all"
 
 
@@ -307,8 +311,8 @@ class AdaINTrainer(Trainer):
             raise InputError("a lite network trains on the style crops' pixels; none were given")
         if self.settings.recycle_every and not self.lite:
             raise InputError("recycling dormant units is for a lite network only")
-        if self.settings.recycle_parts not in dormant.PARTS:
-            parts = ", ".join(dormant.PARTS)
+        if self.settings.recycle_parts not in RECYCLE_PARTS:
+            parts = ", ".join(RECYCLE_PARTS)
             raise InputError(
                 f"recycle parts must be one of {parts}, got {self.settings.recycle_parts}"
             )
@@ -425,7 +429,12 @@ class AdaINTrainer(Trainer):
         crops = self._style_crops(styles)
         gen = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + self.state.step)
         self.state.recycled += dormant.recycle(
-            self.net, pixels, crops, self.optimizer, gen, parts=self.settings.recycle_parts
+            self.net,
+            pixels,
+            crops,
+            self.optimizer,
+            gen,
+            encoder=self.settings.recycle_parts == "all",
         )
 
     @torch.no_grad()
