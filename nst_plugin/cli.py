@@ -94,6 +94,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         "--recycle-parts",
         help=f"which dormant units are recycled: all, or decoder ({d.recycle_parts})",
     )
+    adain.add_argument(
+        "--lite-slope",
+        type=float,
+        help="negative slope of a lite network's activations, so no unit dies; on --resume it "
+        f"turns a ReLU file leaky with its weights ({d.lite_slope:g}: ReLU)",
+    )
     adain.add_argument("--cache-dir", help="feature cache (default ~/.cache/nst-plugin)")
     f = FastSettings()
     fast.add_argument("--width", type=int, help=f"network width ({f.width})")

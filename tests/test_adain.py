@@ -178,3 +178,35 @@ def test_a_lite_file_that_claims_another_width_is_refused_in_one_line(tmp_path):
     with pytest.raises(WeightsError, match="width 'half' with architecture v3") as err:
         load_decoder(path)
     assert "\n" not in str(err.value)
+
+
+def test_a_leaky_lite_file_records_its_slope_and_draws_as_saved(tmp_path):
+    net = adain.make_decoder("lite", slope=0.02).eval()
+    path = tmp_path / "leaky.safetensors"
+    save_checkpoint(path, net, width="lite", encoder="none", settings={}, state={})
+    loaded, meta = load_decoder(path)
+    assert meta["architecture_version"] == "4" and loaded.slope == 0.02
+    image = torch.rand(1, 3, 40, 48)
+    assert torch.equal(net(image), loaded(image))
+    # the same weights as a ReLU network draw something else: the slope is part of the model
+    relu = adain.make_decoder("lite").eval()
+    relu.load_state_dict(net.state_dict())
+    assert not torch.allclose(relu(image), net(image))
+
+
+def test_a_slope_that_does_not_fit_its_version_is_refused_in_one_line(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = tmp_path / "leaky.safetensors"
+    save_checkpoint(
+        path, adain.make_decoder("lite", slope=0.02), width="lite", encoder="none",
+        settings={}, state={},
+    )  # fmt: skip
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata()
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    save_file(tensors, str(path), metadata={**meta, "architecture_version": "3"})
+    with pytest.raises(WeightsError, match="slope '0.02' with architecture v3") as err:
+        load_decoder(path)
+    assert "\n" not in str(err.value)

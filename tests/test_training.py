@@ -220,3 +220,39 @@ def test_a_lite_network_trains_resumes_identically_and_stylizes(folders, tmp_pat
     assert meta["width"] == "lite" and meta["architecture_version"] == "3"
     for name in a:
         assert torch.equal(a[name], b[name]), name
+
+
+def test_a_lite_slope_on_resume_makes_the_relu_network_leaky_with_its_weights(folders, tmp_path):
+    """The way out of dead units: the same weights, leaky activations, training goes on."""
+    out = tmp_path / "lite.safetensors"
+    with pytest.warns(UserWarning):
+        _train(folders, out, 6, settings={"width": "lite", "recon_steps": 2})
+    relu_weights, relu_meta = read_checkpoint(out)
+    assert relu_meta["architecture_version"] == "3" and relu_meta["slope"] == 0.0
+    with pytest.warns(UserWarning):
+        state = _train(folders, out, 8, resume=True, settings={"lite_slope": 0.05})
+    assert state.step == 8
+    decoder, meta = load_decoder(out)
+    assert meta["architecture_version"] == "4" and meta["slope"] == 0.05
+    assert meta["settings"]["lite_slope"] == 0.05
+    assert decoder.slope == 0.05
+    assert sum(isinstance(m, torch.nn.LeakyReLU) for m in decoder.modules()) == 14
+    assert not any(isinstance(m, torch.nn.ReLU) for m in decoder.modules())
+    weights, _ = read_checkpoint(out)
+    moved = [k for k in relu_weights if k.startswith("decoder.")]
+    assert any(not torch.equal(relu_weights[k], weights[k]) for k in moved)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"width": "lite", "lite_slope": 1.0}, "lite slope must be at least 0 and below 1"),
+        ({"width": "lite", "lite_slope": -0.1}, "lite slope must be at least 0 and below 1"),
+        ({"width": "half", "lite_slope": 0.01}, "lite slope is for a lite network only"),
+        ({"width": "lite", "lite_slope": 0.01, "recycle_every": 5}, "leaky ones do not die"),
+    ],
+)
+def test_bad_lite_slopes_are_refused_in_one_line(folders, tmp_path, settings, message):
+    with pytest.warns(UserWarning), pytest.raises(InputError, match=message) as err:
+        _train(folders, tmp_path / "s.safetensors", 1, settings=settings)
+    assert "\n" not in str(err.value)

@@ -34,8 +34,10 @@ SKIP_CHANNELS = {"relu3_1": 256, "relu2_1": 128, "relu1_1": 64}
 MULTIPLE = 8
 # 1: the paper's decoder; 2: with skip connections (`Decoder`); v1 weights are its body.
 DECODER_VERSION = 2
-# 3: `LiteNet`, its own encoder and decoder (file width "lite")
+# 3: `LiteNet`, its own encoder and decoder (file width "lite"); 4: the same with leaky
+# activations (`LiteNet.slope` > 0, recorded in the file), which a v3 reader would run wrongly
 LITE_VERSION = 3
+LEAKY_LITE_VERSION = 4
 WIDTHS = {"full": 1.0, "half": 0.5}
 LITE = "lite"
 # Per-level moments of one style: ((mean, std), ...), one pair per map its network restyles.
@@ -190,12 +192,24 @@ class LiteNet(nn.Module):
     own colours cannot come through the skips. The losses stay the paper's, measured in VGG-19
     (`training.AdaINTrainer`): the content target is AdaIN of VGG's relu4_1, the style terms
     VGG's moments; this network's own feature space is whatever serves them.
+
+    `slope` > 0 makes every ReLU a leaky one (v4 files). Departure, measured: trained with ReLUs,
+    most of the coarse stages' units had died by step 20,900 (the deepest restyled level reached
+    the output through none), and a unit that is never positive gets no gradient to come back;
+    recycling them jolted the output (benchmarks/adain-training.md). A leaky unit always passes
+    some gradient. Activations hold no weights, so `set_slope` turns a ReLU network into a
+    leaky one with its weights as they are, to train on.
     """
 
-    def __init__(self, widths: Sequence[int] = (16, 32, 64, 256)) -> None:
+    def __init__(self, widths: Sequence[int] = (16, 32, 64, 256), slope: float = 0.0) -> None:
         super().__init__()
         a, b, c, d = widths
-        relu, up = nn.ReLU, nn.Upsample(scale_factor=2, mode="nearest")
+        self.slope = slope
+        up = nn.Upsample(scale_factor=2, mode="nearest")
+
+        def relu() -> nn.Module:
+            return nn.LeakyReLU(slope) if slope else nn.ReLU()
+
         self.encoder = nn.ModuleList(
             [
                 nn.Sequential(*_conv(3, a), relu()),
@@ -217,6 +231,14 @@ class LiteNet(nn.Module):
     @property
     def width(self) -> str:
         return LITE
+
+    def set_slope(self, slope: float) -> None:
+        """Swap every activation for one of this negative slope (0: ReLU), weights untouched."""
+        for parent in self.modules():
+            for name, child in parent.named_children():
+                if isinstance(child, nn.ReLU | nn.LeakyReLU):
+                    setattr(parent, name, nn.LeakyReLU(slope) if slope else nn.ReLU())
+        self.slope = slope
 
     def levels(
         self, encoder: VGGEncoder | None, image: torch.Tensor
@@ -250,12 +272,15 @@ class LiteNet(nn.Module):
 AnyDecoder = Decoder | LiteNet
 
 
-def make_decoder(width: str = "full") -> AnyDecoder:
-    return LiteNet() if width == LITE else Decoder(width)
+def make_decoder(width: str = "full", slope: float = 0.0) -> AnyDecoder:
+    """`slope`: the lite network's leaky activations (`LiteNet`); VGG decoders have none."""
+    return LiteNet(slope=slope) if width == LITE else Decoder(width)
 
 
 def architecture_version(decoder: AnyDecoder) -> int:
-    return LITE_VERSION if isinstance(decoder, LiteNet) else DECODER_VERSION
+    if isinstance(decoder, LiteNet):
+        return LEAKY_LITE_VERSION if decoder.slope else LITE_VERSION
+    return DECODER_VERSION
 
 
 def skip_features(feats: dict[str, torch.Tensor]) -> list[torch.Tensor]:

@@ -21,10 +21,12 @@ from safetensors.torch import load_file, save_file
 
 from .adain import (
     DECODER_VERSION,
+    LEAKY_LITE_VERSION,
     LITE,
     LITE_VERSION,
     AnyDecoder,
     Decoder,
+    LiteNet,
     architecture_version,
     make_decoder,
 )
@@ -65,6 +67,8 @@ def save_checkpoint(
         "state": json.dumps(state, sort_keys=True),
         "sha256": digest,
     }
+    if isinstance(decoder, LiteNet) and decoder.slope:
+        meta["slope"] = repr(decoder.slope)
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=meta)
     return digest
@@ -90,17 +94,27 @@ def read_checkpoint(
             f"{path} is not an nst-plugin AdaIN decoder (format {raw.get('format')!r})"
         )
     version = raw.get("architecture_version")
-    readable = (str(DECODER_VERSION), str(LITE_VERSION))
-    if version not in readable and not (upgrade and version == "1"):
+    lite_versions = (str(LITE_VERSION), str(LEAKY_LITE_VERSION))
+    if version not in (str(DECODER_VERSION), *lite_versions) and not (upgrade and version == "1"):
         hint = " (start a new file from it: nst train adain --init OLD --out NEW)"
         raise WeightsError(
             f"{path} holds decoder architecture v{version}, this version reads "
-            f"v{DECODER_VERSION} and v{LITE_VERSION}" + (hint if version == "1" else "")
+            f"v{DECODER_VERSION}, v{LITE_VERSION} and v{LEAKY_LITE_VERSION}"
+            + (hint if version == "1" else "")
         )
-    if (raw.get("width") == LITE) != (version == str(LITE_VERSION)):
+    if (raw.get("width") == LITE) != (version in lite_versions):
         raise WeightsError(
             f"{path} records width {raw.get('width')!r} with architecture v{version}: "
-            f"only the {LITE} network is v{LITE_VERSION}"
+            f"only the {LITE} network is v{LITE_VERSION} or v{LEAKY_LITE_VERSION}"
+        )
+    try:
+        slope = float(raw.get("slope", "0"))
+    except ValueError:
+        raise WeightsError(f"{path} records an unreadable slope {raw.get('slope')!r}") from None
+    if (version == str(LEAKY_LITE_VERSION)) != (0.0 < slope < 1.0):
+        raise WeightsError(
+            f"{path} records slope {raw.get('slope')!r} with architecture v{version}: "
+            f"v{LEAKY_LITE_VERSION} has a slope between 0 and 1, no other version has one"
         )
     if content_hash(tensors) != raw.get("sha256"):
         raise WeightsError(f"{path} is corrupt: its weights do not match their recorded SHA-256")
@@ -109,6 +123,7 @@ def read_checkpoint(
     meta: dict[str, Any] = dict(raw)
     meta["settings"] = json.loads(raw.get("settings", "{}"))
     meta["state"] = json.loads(raw.get("state", "{}"))
+    meta["slope"] = slope
     return tensors, meta
 
 
@@ -128,7 +143,7 @@ def load_decoder(
     path: str | os.PathLike, *, upgrade: bool = False
 ) -> tuple[AnyDecoder, dict[str, Any]]:
     tensors, meta = read_checkpoint(path, upgrade=upgrade)
-    decoder = make_decoder(meta["width"])
+    decoder = make_decoder(meta["width"], slope=meta["slope"])
     weights = {k[len("decoder.") :]: v for k, v in tensors.items() if k.startswith("decoder.")}
     try:
         decoder.load_state_dict(weights)

@@ -101,6 +101,9 @@ class TrainSettings:
     # which of them, one of RECYCLE_PARTS: "all", or "decoder" (the encoder's fresh units jolt
     # the output through AdaIN, see `dormant.recycle`)
     recycle_parts: str = "all"
+    # a lite network's activations' negative slope (0: ReLU; `LiteNet`): leaky units cannot die;
+    # set on a resumed ReLU file, it turns that network leaky with its weights as they are
+    lite_slope: float = 0.0
 
 
 @dataclass
@@ -277,7 +280,10 @@ class AdaINTrainer(Trainer):
         # channels_last is the fast layout of oneDNN (CPU) and cuDNN
         fmt = torch.channels_last
         self.encoder = copy.deepcopy(encoder.truncated(CONTENT_TAP)).to(dev, memory_format=fmt)
-        self.net = (decoder or make_decoder(settings.width)).to(dev, memory_format=fmt)
+        net = decoder or make_decoder(settings.width, slope=settings.lite_slope)
+        if isinstance(net, LiteNet) and net.slope != settings.lite_slope:
+            net.set_slope(settings.lite_slope)
+        self.net = net.to(dev, memory_format=fmt)
         self.net.train().requires_grad_(True)
         self.scales = {t: v.to(dev) for t, v in (scales or loss_scales(data)).items()}
         self.style_mean = {t: v.float().to(dev) for t, v in data.style_mean.items()}
@@ -311,6 +317,13 @@ class AdaINTrainer(Trainer):
             raise InputError("a lite network trains on the style crops' pixels; none were given")
         if self.settings.recycle_every and not self.lite:
             raise InputError("recycling dormant units is for a lite network only")
+        slope = self.settings.lite_slope
+        if not 0.0 <= slope < 1.0:
+            raise InputError(f"lite slope must be at least 0 and below 1, got {slope}")
+        if slope and not self.lite:
+            raise InputError("a lite slope is for a lite network only")
+        if slope and self.settings.recycle_every:
+            raise InputError("recycling dormant units is for ReLU units; leaky ones do not die")
         if self.settings.recycle_parts not in RECYCLE_PARTS:
             parts = ", ".join(RECYCLE_PARTS)
             raise InputError(
