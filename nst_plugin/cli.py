@@ -144,6 +144,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         f"photo's, wallpaper-like strokes in flat areas ({f.regularity_weight:g}: off)",
     )
     fast.add_argument(
+        "--stability-weight",
+        type=float,
+        help="weight of a term charging the output's change under faint input noise, so photo "
+        f"grain is not painted up into a hatch ({f.stability_weight:g}: off)",
+    )
+    fast.add_argument(
         "--fine-content-weight",
         type=float,
         help="weight of a second content term at relu1_1, that charges blobs where the photo "

@@ -66,6 +66,8 @@ def main() -> None:
                     help="style weight at relu1_1..relu5_1, for all")  # fmt: skip
     ap.add_argument("--regularity-weight", type=float, default=None,
                     help="texture regularity term's weight, for all")  # fmt: skip
+    ap.add_argument("--stability-weight", type=float, default=None,
+                    help="noise stability term's weight, for all")  # fmt: skip
     ap.add_argument("--lr-decay", type=float, default=None,
                     help="learning rate = lr / (1 + decay * step), for all")  # fmt: skip
     ap.add_argument("--batch-gram", action=argparse.BooleanOptionalAction, default=None,
@@ -96,7 +98,8 @@ def main() -> None:
                       "fine_content_weight": args.fine_content_weight,
                       "lr_decay": args.lr_decay,
                       "style_tap_weights": args.style_tap_weights,
-                      "regularity_weight": args.regularity_weight},
+                      "regularity_weight": args.regularity_weight,
+                      "stability_weight": args.stability_weight},
             quiet=True,
         )  # fmt: skip
 

@@ -177,7 +177,8 @@ def test_fine_content_term_charges_a_blob_on_a_flat_photo():
 
 
 @pytest.mark.parametrize(
-    "weight", ["histogram_weight", "fine_content_weight", "teacher_content_weight"]
+    "weight",
+    ["histogram_weight", "fine_content_weight", "teacher_content_weight", "stability_weight"],
 )
 def test_a_negative_loss_weight_is_refused(weight: str) -> None:
     photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
@@ -569,3 +570,36 @@ def test_regularity_scores_a_repeated_stroke_not_grain_and_trains():
     )
     losses = trainer.step()
     assert np.isfinite(losses["regularity"]) and losses["regularity"] >= 0
+
+
+def test_stability_charges_a_network_that_paints_up_noise_and_trains_deterministically():
+    """The term is the output's mean squared change under noise of spread STABILITY_SIGMA: an
+    identity passes the noise as it is, a x10 amplifier 100 times as strongly, a network that
+    ignores fine variation not at all."""
+    seen = torch.rand(2, 3, 40, 40)
+    noise = torch.randn(2, 3, 40, 40, generator=torch.Generator().manual_seed(1))
+    window = (slice(4, 36), slice(4, 36))
+
+    def charge(net: torch.nn.Module) -> float:
+        out = net(seen)[..., window[0], window[1]]
+        return float(fast.stability_loss(net, seen, out, window, noise))
+
+    sigma2 = fast.STABILITY_SIGMA**2
+    assert charge(torch.nn.Identity()) == pytest.approx(sigma2, rel=0.05)
+    amplifier = torch.nn.Conv2d(3, 3, 1, bias=False).requires_grad_(False)
+    amplifier.weight.copy_(10 * torch.eye(3).view(3, 3, 1, 1))
+    assert charge(amplifier) == pytest.approx(100 * sigma2, rel=0.05)
+    assert charge(torch.nn.AvgPool2d(40, stride=1, padding=20)) < 0.01 * sigma2
+
+    photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
+    settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
+    plain = FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], settings)
+    assert "stability" not in plain.step()
+    runs = []
+    for _ in range(2):  # the same initial weights: the same noise, the same charge
+        torch.manual_seed(3)
+        noisy = replace(settings, stability_weight=5)
+        runs.append(
+            FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], noisy).step()["stability"]
+        )
+    assert np.isfinite(runs[0]) and runs[0] > 0 and runs[0] == runs[1]

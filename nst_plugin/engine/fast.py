@@ -29,7 +29,9 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
 - optionally (`style_tap_weights` in training) the Gram layers weighted, relu5_1 included
   (the paper stops at relu4_1; ours is off there by default): see `style_tap_weights`;
 - optionally (`regularity_weight` in training) a charge on fine texture that repeats more than
-  the photo's: see `regularity`.
+  the photo's: see `regularity`;
+- optionally (`stability_weight` in training) a charge on the output's change under faint input
+  noise: see `stability_loss`.
 """
 
 from __future__ import annotations
@@ -253,6 +255,26 @@ def regularity(image: torch.Tensor) -> torch.Tensor:
     lag = (dy[:, None] ** 2 + dx[None, :] ** 2).sqrt()
     ring = (lag >= REGULARITY_LAGS[0]) & (lag <= REGULARITY_LAGS[1])
     return auto[:, ring].amax(-1).clamp_min(1e-8).sqrt()
+
+
+STABILITY_SIGMA = 0.02  # the added noise's spread, in 0..1 pixels: about a JPEG photo's grain
+
+
+def stability_loss(
+    net: nn.Module, seen: torch.Tensor, out: torch.Tensor, window: tuple[slice, slice],
+    noise: torch.Tensor,
+) -> torch.Tensor:  # fmt: skip
+    """Mean squared change of the output (in `window`) when `noise` (unit spread, the shape of
+    `seen`) scaled by STABILITY_SIGMA is added to the input; `out` is the net's output on `seen`.
+
+    A departure from the paper, optional (`stability_weight` in training), after Gupta et al.
+    2017 ("Characterizing and improving stability in neural style transfer"), who charge it for
+    video. Here it is charged for stills: a trained network fed a flat colour plus 1% noise paints
+    a full texture of hooks in diagonal rows, and fed the flat colour alone, one flat colour; the
+    hatch over a photo's flat areas is its grain amplified (fast-training.md, item 19).
+    """
+    noisy = net(seen + STABILITY_SIGMA * noise.to(seen.dtype))[..., window[0], window[1]]
+    return F.mse_loss(noisy.float(), out.float())
 
 
 def perceptual_losses(

@@ -496,6 +496,9 @@ class FastSettings:
     # weight of a term charging the output's texture regularity above the photo's
     # (fast.regularity); 0: off
     regularity_weight: float = 0.0
+    # weight of a term charging the output's change under faint input noise
+    # (fast.stability_loss); 0: off
+    stability_weight: float = 0.0
     # the style term's weight at relu1_1, relu2_1, relu3_1, relu4_1 and relu5_1
     # (fast.style_tap_weights); the default is the paper's four layers alike
     style_tap_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 0.0)
@@ -594,6 +597,7 @@ class FastTrainer(Trainer):
             "fine_content_weight",
             "regularity_weight",
             "teacher_content_weight",
+            "stability_weight",
         ):
             if getattr(s, name) < 0:
                 raise InputError(f"{name.replace('_', ' ')} must be 0 or more")
@@ -645,6 +649,11 @@ class FastTrainer(Trainer):
         with autocast(self.device):
             out = self.net(seen)[..., rows, cols]
         photo = seen[..., rows, cols]
+        # the noise is a function of (seed, step), so a resumed run draws the same
+        noise = None
+        if s.stability_weight > 0 and self.state.step >= s.recon_steps:
+            gen = torch.Generator().manual_seed(s.seed * 1_000_003 + self.state.step + 7)
+            noise = self._to_device(torch.randn(seen.shape, generator=gen))
         t2 = self._clock()
         if self.state.step < s.recon_steps:
             t3 = t2
@@ -681,6 +690,11 @@ class FastTrainer(Trainer):
             if s.regularity_weight > 0:
                 excess = fast.regularity(out) - fast.regularity(photo)
                 parts["regularity"] = excess.clamp_min(0).mean()
+            if noise is not None:
+                with autocast(self.device):
+                    parts["stability"] = fast.stability_loss(
+                        self.net, seen, out, (rows, cols), noise
+                    )
             loss = (
                 s.content_weight * parts["content"]
                 + s.style_weight * parts["style"]
@@ -690,6 +704,7 @@ class FastTrainer(Trainer):
                 + s.fine_content_weight * parts.get("fine_content", 0.0)
                 + s.regularity_weight * parts.get("regularity", 0.0)
                 + s.teacher_content_weight * parts.get("teacher_content", 0.0)
+                + s.stability_weight * parts.get("stability", 0.0)
             )
             losses = {k: v.item() for k, v in parts.items()}
         self._update(loss)
