@@ -180,6 +180,10 @@ class Decoder(nn.Module):
         return x
 
 
+def _activation(slope: float) -> nn.Module:
+    return nn.LeakyReLU(slope) if slope else nn.ReLU()
+
+
 class LiteNet(nn.Module):
     """A small encoder and decoder trained together, so that no VGG runs at inference.
 
@@ -208,7 +212,7 @@ class LiteNet(nn.Module):
         up = nn.Upsample(scale_factor=2, mode="nearest")
 
         def relu() -> nn.Module:
-            return nn.LeakyReLU(slope) if slope else nn.ReLU()
+            return _activation(slope)
 
         self.encoder = nn.ModuleList(
             [
@@ -237,7 +241,7 @@ class LiteNet(nn.Module):
         for parent in self.modules():
             for name, child in parent.named_children():
                 if isinstance(child, nn.ReLU | nn.LeakyReLU):
-                    setattr(parent, name, nn.LeakyReLU(slope) if slope else nn.ReLU())
+                    setattr(parent, name, _activation(slope))
         self.slope = slope
 
     def levels(

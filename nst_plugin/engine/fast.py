@@ -261,9 +261,12 @@ STABILITY_SIGMA = 0.02  # the added noise's spread, in 0..1 pixels: about a JPEG
 
 
 def stability_loss(
-    net: nn.Module, seen: torch.Tensor, out: torch.Tensor, window: tuple[slice, slice],
+    net: nn.Module,
+    seen: torch.Tensor,
+    out: torch.Tensor,
+    window: tuple[slice, slice],
     noise: torch.Tensor,
-) -> torch.Tensor:  # fmt: skip
+) -> torch.Tensor:
     """Mean squared change of the output (in `window`) when `noise` (unit spread, the shape of
     `seen`) scaled by STABILITY_SIGMA is added to the input; `out` is the net's output on `seen`.
 

@@ -280,7 +280,7 @@ class AdaINTrainer(Trainer):
         # channels_last is the fast layout of oneDNN (CPU) and cuDNN
         fmt = torch.channels_last
         self.encoder = copy.deepcopy(encoder.truncated(CONTENT_TAP)).to(dev, memory_format=fmt)
-        net = decoder or make_decoder(settings.width, slope=settings.lite_slope)
+        net = decoder or make_decoder(settings.width)
         if isinstance(net, LiteNet) and net.slope != settings.lite_slope:
             net.set_slope(settings.lite_slope)
         self.net = net.to(dev, memory_format=fmt)
@@ -649,11 +649,6 @@ class FastTrainer(Trainer):
         with autocast(self.device):
             out = self.net(seen)[..., rows, cols]
         photo = seen[..., rows, cols]
-        # the noise is a function of (seed, step), so a resumed run draws the same
-        noise = None
-        if s.stability_weight > 0 and self.state.step >= s.recon_steps:
-            gen = torch.Generator().manual_seed(s.seed * 1_000_003 + self.state.step + 7)
-            noise = self._to_device(torch.randn(seen.shape, generator=gen))
         t2 = self._clock()
         if self.state.step < s.recon_steps:
             t3 = t2
@@ -690,7 +685,10 @@ class FastTrainer(Trainer):
             if s.regularity_weight > 0:
                 excess = fast.regularity(out) - fast.regularity(photo)
                 parts["regularity"] = excess.clamp_min(0).mean()
-            if noise is not None:
+            if s.stability_weight > 0:
+                # the noise is a function of (seed, step), so a resumed run draws the same
+                gen = torch.Generator().manual_seed(s.seed * 1_000_003 + self.state.step + 7)
+                noise = self._to_device(torch.randn(seen.shape, generator=gen))
                 with autocast(self.device):
                     parts["stability"] = fast.stability_loss(
                         self.net, seen, out, (rows, cols), noise
