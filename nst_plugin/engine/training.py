@@ -157,6 +157,12 @@ def structure_loss(out: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(normalized(out), normalized(photo))
 
 
+def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
+    """The random source of one step's draws: a function of (seed, step), so a resumed run
+    draws what the uninterrupted one would have; `stream` keeps one step's draws apart."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step + stream)
+
+
 class Trainer:
     """What every trainer here shares: Adam over `self.net`, its state for exact resumes, the
     step counter, the learning-rate schedule, the time shares and the stop check."""
@@ -347,7 +353,7 @@ class AdaINTrainer(Trainer):
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Feature crops, matching pixel crops and style indices: a function of (seed, step)."""
         s = self.settings
-        gen = torch.Generator().manual_seed(s.seed * 1_000_003 + step)
+        gen = step_generator(s.seed, step)
         cells = s.crop // 8
         usable = [i for i, f in enumerate(self.data.features) if min(f.shape[-2:]) >= cells]
         picks = torch.randint(len(usable), (s.batch_size,), generator=gen).tolist()
@@ -440,7 +446,7 @@ class AdaINTrainer(Trainer):
         (seed, step), so a resumed run repeats them."""
         assert isinstance(self.net, LiteNet)
         crops = self._style_crops(styles)
-        gen = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + self.state.step)
+        gen = step_generator(self.settings.seed, self.state.step)
         self.state.recycled += dormant.recycle(
             self.net,
             pixels,
@@ -623,7 +629,7 @@ class FastTrainer(Trainer):
         teachers' crops at the same places (None without teachers)."""
         s = self.settings
         side = s.crop + s.margin
-        gen = torch.Generator().manual_seed(s.seed * 1_000_003 + step)
+        gen = step_generator(s.seed, step)
         picks = torch.randint(len(self.photos), (s.batch_size,), generator=gen).tolist()
         crops = []
         for k in picks:
@@ -686,8 +692,7 @@ class FastTrainer(Trainer):
                 excess = fast.regularity(out) - fast.regularity(photo)
                 parts["regularity"] = excess.clamp_min(0).mean()
             if s.stability_weight > 0:
-                # the noise is a function of (seed, step), so a resumed run draws the same
-                gen = torch.Generator().manual_seed(s.seed * 1_000_003 + self.state.step + 7)
+                gen = step_generator(s.seed, self.state.step, stream=7)
                 noise = self._to_device(torch.randn(seen.shape, generator=gen))
                 with autocast(self.device):
                     parts["stability"] = fast.stability_loss(
