@@ -100,7 +100,6 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         help="negative slope of a lite network's activations, so no unit dies; on --resume it "
         f"turns a ReLU file leaky with its weights ({d.lite_slope:g}: ReLU)",
     )
-    adain.add_argument("--cache-dir", help="feature cache (default ~/.cache/nst-plugin)")
     f = FastSettings()
     fast.add_argument("--width", type=int, help=f"network width ({f.width})")
     fast.add_argument("--blocks", type=int, help=f"residual blocks ({f.blocks})")
@@ -205,6 +204,9 @@ def _training_options(
         help="where to train (bf16 autocast on CUDA and on CPUs with native bf16)",
     )
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument(
+        "--cache-dir", help="what is computed once per image and kept (default ~/.cache/nst-plugin)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -223,6 +225,7 @@ def _run_train(args: argparse.Namespace) -> int:
         "resume": args.resume, "overwrite": args.overwrite, "time_limit_min": args.time_limit,
         "checkpoint_every": args.checkpoint_every, "checkpoint_minutes": args.checkpoint_minutes,
         "sample_every": args.sample_every, "device": args.device, "quiet": args.quiet,
+        "cache_dir": args.cache_dir,
     }  # fmt: skip
     cls = TrainSettings if args.trainer == "adain" else FastSettings
     settings = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(cls)}
@@ -233,7 +236,6 @@ def _run_train(args: argparse.Namespace) -> int:
             **common,
             style_dir=args.style_dir,
             init=args.init,
-            cache_dir=args.cache_dir,
             settings=settings,
         )
         return 0

@@ -7,8 +7,10 @@ that already draws one painting learns the next far sooner than one from scratch
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,9 @@ from typing import Any
 import torch
 
 from .devices import resolve_device
+from .engine.atomic import atomic_path
 from .engine.encoders import load_encoder
-from .engine.errors import InputError
+from .engine.errors import InputError, WriteError
 from .engine.style_models import (
     INFO_FIELDS,
     StyleModelInfo,
@@ -28,6 +31,7 @@ from .engine.style_models import (
 from .engine.training import FastSettings, FastTrainer, TrainState
 from .images import Picture, list_images, load_image, resize_longer, save_image, to_pil
 from .shipped import SHIPPED_DECODER
+from .training_data import default_cache_dir
 from .training_loop import checked_output, run_training
 
 SAMPLE_COUNT = 4
@@ -78,6 +82,7 @@ def train_fast(
     settings: dict[str, Any] | None = None,
     device: str = "cpu",
     quiet: bool = False,
+    cache_dir: str | None = None,
 ) -> TrainState:
     """Run training to `steps` total steps; returns the final state (also saved in `out`)."""
     started = time.monotonic()
@@ -120,7 +125,10 @@ def train_fast(
     reference = _jpeg(resize_longer(painting, REFERENCE_LONGER))
 
     photos = _load_photos(content_dir, train_settings.crop + train_settings.margin)
-    teachers = _teachers(photos, painting, quiet) if train_settings.needs_teachers() else None
+    teachers = None
+    if train_settings.needs_teachers():
+        cache = Path(cache_dir) if cache_dir else default_cache_dir("teachers")
+        teachers = _teachers(photos, painting, cache, quiet)
     trainer = FastTrainer(
         load_encoder("vgg19"),
         photos,
@@ -164,14 +172,28 @@ def train_fast(
     return trainer.state
 
 
-def _teachers(photos: list[torch.Tensor], painting: Picture, quiet: bool) -> list[torch.Tensor]:
+def _teachers(
+    photos: list[torch.Tensor], painting: Picture, cache: Path, quiet: bool
+) -> list[torch.Tensor]:
     """Our AdaIN's rendering of each photo with the painting (the shipped decoder, photo size),
-    as uint8 like the photos: what the teacher terms hold the network to. Computed
-    at every start (a few minutes for some hundred photos), so a resumed run sees the same."""
+    as uint8 like the photos: what the teacher terms hold the network to. They take minutes for
+    some hundred photos, and a run restarts several times (each change of crop or weights), so
+    they are kept in `cache` under a hash of everything they depend on: photos, painting and
+    decoder."""
     from .engine import adain
     from .engine.checkpoints import load_decoder
     from .engine.padding import pad_to_multiple
 
+    digest = hashlib.sha256(Path(SHIPPED_DECODER).read_bytes())
+    for t in (painting.rgb, *photos):
+        digest.update(str(tuple(t.shape)).encode())
+        digest.update(t.contiguous().numpy().tobytes())
+    file = cache / f"teachers-{digest.hexdigest()[:32]}.pt"
+    if file.exists():
+        try:
+            return torch.load(file, weights_only=True)
+        except Exception:  # a damaged entry is computed again
+            file.unlink(missing_ok=True)
     decoder, _ = load_decoder(SHIPPED_DECODER)
     encoder = None if isinstance(decoder, adain.LiteNet) else load_encoder("vgg19")
     style, _, _ = pad_to_multiple(painting.rgb[None], adain.MULTIPLE)
@@ -182,6 +204,11 @@ def _teachers(photos: list[torch.Tensor], painting: Picture, quiet: bool) -> lis
             print(f"teacher images: {k}/{len(photos)}", flush=True)
         image = adain.stylize(encoder, decoder, photo[None].float() / 255, [moments])[0]
         out.append((image * 255 + 0.5).to(torch.uint8))
+    try:
+        with atomic_path(file) as tmp:
+            torch.save(out, tmp)
+    except WriteError as exc:
+        warnings.warn(f"teacher images not kept for the next start: {exc}", stacklevel=2)
     return out
 
 

@@ -25,9 +25,11 @@ from .images import list_images, load_image, resize_to
 CACHE_VERSION = 2  # 2: style entries keep their crops' pixels
 
 
-def default_cache_dir() -> Path:
+def default_cache_dir(kind: str = "adain") -> Path:
+    """Where `kind` of training cache lives unless a folder is given: "adain" (encoded images),
+    "teachers" (`train_fast`'s teacher images)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "nst-plugin" / "adain"
+    return Path(base) / "nst-plugin" / kind
 
 
 def _resize_shorter(rgb: torch.Tensor, shorter: int, minimum: int) -> torch.Tensor | None:

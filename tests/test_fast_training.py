@@ -603,3 +603,37 @@ def test_stability_charges_a_network_that_paints_up_noise_and_trains_determinist
             FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], noisy).step()["stability"]
         )
     assert np.isfinite(runs[0]) and runs[0] > 0 and runs[0] == runs[1]
+
+
+def test_teacher_images_are_computed_once_and_kept_for_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run restarts several times (each change of crop or weights): the second start reads
+    the teacher images back instead of repainting every photo, and another painting (or
+    another photo set) gets its own."""
+    from nst_plugin import train_fast as tf
+    from nst_plugin.engine import adain
+    from nst_plugin.images import Picture
+
+    photos = [(make_image(32, 40, seed=k) * 255).to(torch.uint8) for k in range(2)]
+    painting = Picture(make_image(32, 32, kind="art"))
+    first = tf._teachers(photos, painting, tmp_path, quiet=True)
+    assert [t.shape for t in first] == [p.shape for p in photos]
+    assert len(list(tmp_path.glob("teachers-*.pt"))) == 1
+
+    def no_painting(*args: Any, **kwargs: Any) -> torch.Tensor:
+        raise AssertionError("teacher images computed again")
+
+    with monkeypatch.context() as m:
+        m.setattr(adain, "stylize", no_painting)
+        again = tf._teachers(photos, painting, tmp_path, quiet=True)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    other = Picture(make_image(32, 32, kind="art", seed=1))
+    tf._teachers(photos, other, tmp_path, quiet=True)
+    tf._teachers(photos[:1], painting, tmp_path, quiet=True)
+    assert len(list(tmp_path.glob("teachers-*.pt"))) == 3
+    # a damaged entry is computed again, not fatal
+    for f in tmp_path.glob("teachers-*.pt"):
+        f.write_bytes(b"not a tensor file")
+    repaired = tf._teachers(photos, painting, tmp_path, quiet=True)
+    assert all(torch.equal(a, b) for a, b in zip(first, repaired, strict=True))
