@@ -79,6 +79,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         f"({d.structure_weight:g})",
     )
     adain.add_argument(
+        "--colour-weight",
+        type=float,
+        help="weight of a term on broad colour areas: each RGB channel's mean and spread over "
+        f"16 px squares against the style crop's ({d.colour_weight:g}: off)",
+    )
+    adain.add_argument(
         "--gram-weight",
         type=float,
         help="weight of a Gram term at conv1_1..conv3_1 beside the paper's moments "

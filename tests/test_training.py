@@ -14,7 +14,7 @@ from nst_plugin.cli import main
 from nst_plugin.engine.adain import normalized
 from nst_plugin.engine.checkpoints import load_decoder, read_checkpoint
 from nst_plugin.engine.errors import InputError
-from nst_plugin.engine.training import content_loss, gram, gram_loss
+from nst_plugin.engine.training import colour_loss, content_loss, gram, gram_loss
 from nst_plugin.train_adain import train_adain
 from tests.conftest import make_image, save_as_v1
 
@@ -148,26 +148,35 @@ def test_unknown_recycle_parts_are_refused(folders, tmp_path):
         _train(folders, tmp_path / "r.safetensors", 1, settings={"recycle_parts": "skips"})
 
 
-def test_structure_term_is_logged_recorded_and_refused_when_negative(folders, tmp_path):
+@pytest.mark.parametrize(
+    ("setting", "logged"),
+    [("structure_weight", "structure"), ("gram_weight", "gram"), ("colour_weight", "colour")],
+)
+def test_optional_term_is_logged_recorded_and_refused_when_negative(
+    folders, tmp_path, setting, logged
+):
     out = tmp_path / "s.safetensors"
     with pytest.warns(UserWarning):
-        _train(folders, out, 4, checkpoint_every=2, settings={"structure_weight": 2.0})
+        _train(folders, out, 4, checkpoint_every=2, settings={setting: 2.0})
     history = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
-    assert all(h["structure"] > 0 for h in history)
-    assert load_decoder(out)[1]["settings"]["structure_weight"] == 2.0
-    with pytest.warns(UserWarning), pytest.raises(InputError, match="structure weight"):
-        _train(folders, tmp_path / "n.safetensors", 1, settings={"structure_weight": -1})
+    assert all(h[logged] > 0 for h in history)
+    assert load_decoder(out)[1]["settings"][setting] == 2.0
+    label = setting.replace("_", " ")
+    with pytest.warns(UserWarning), pytest.raises(InputError, match=label):
+        _train(folders, tmp_path / "n.safetensors", 1, settings={setting: -1})
 
 
-def test_gram_term_is_logged_recorded_and_refused_when_negative(folders, tmp_path):
-    out = tmp_path / "g.safetensors"
-    with pytest.warns(UserWarning):
-        _train(folders, out, 4, checkpoint_every=2, settings={"gram_weight": 3.0})
-    history = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
-    assert all(h["gram"] > 0 for h in history)
-    assert load_decoder(out)[1]["settings"]["gram_weight"] == 3.0
-    with pytest.warns(UserWarning), pytest.raises(InputError, match="gram weight"):
-        _train(folders, tmp_path / "n.safetensors", 1, settings={"gram_weight": -1})
+def test_colour_term_sees_broad_colour_areas_not_strokes():
+    style = torch.rand(2, 3, 64, 64)
+    assert float(colour_loss(style, style)) == 0.0
+    # a 1 px checkerboard averages out in every 16 px square: texture is the Gram terms' business
+    checks = (torch.arange(64).view(-1, 1) + torch.arange(64).view(1, -1)) % 2 * 0.2 - 0.1
+    assert float(colour_loss(style + checks, style)) == pytest.approx(0.0, abs=1e-9)
+    # broad areas of another colour, or of less spread, are charged
+    halves = style.clone()
+    halves[..., :32] += 0.3
+    assert float(colour_loss(halves, style)) > 0.01
+    assert float(colour_loss(0.5 + 0.5 * (style - 0.5), style)) > 0.0
 
 
 def test_gram_loss_is_zero_at_the_target_and_blind_to_scale():

@@ -95,6 +95,9 @@ class TrainSettings:
     # layers' channel correlations (colour and local contrast) were where the gap to MicroAST
     # lay (benchmarks/adain-training.md)
     gram_weight: float = 0.0
+    # weight of a term on the output's broad colour areas (`colour_loss`): each RGB channel's
+    # mean and spread over COLOUR_CELL px squares against the style crop's
+    colour_weight: float = 0.0
     # a lite network's ReLU units never positive on the batch are recycled every this many
     # steps (`dormant`: most of its coarse units had died by step 20,900); 0: never
     recycle_every: int = 0
@@ -155,6 +158,23 @@ def content_loss(out: torch.Tensor, target: torch.Tensor, margin: int) -> torch.
 def structure_loss(out: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
     """MSE of the channel-normalised maps: the photo's patterns, not its colour or contrast."""
     return F.mse_loss(normalized(out), normalized(photo))
+
+
+COLOUR_CELL = 16  # px: squares the colour term averages over, past a stroke's width
+
+
+def colour_loss(out: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """MSE between the per-channel RGB mean and spread of `out` and of `style`, each averaged
+    over COLOUR_CELL px squares first: the colours of broad areas, not of strokes.
+
+    A departure from the paper (moments of VGG layers only), for the lite network: it met the
+    fine layers' statistics with fine texture and light halos while its broad areas kept close
+    to the photo's colours; on unseen pairs each channel's low-band spread was off the
+    painting's by a factor of about 1.3 either way, and matching it after the fact took half
+    the style gap to MicroAST at conv1_1 (benchmarks/adain-training.md)."""
+    om, osd = calc_mean_std(F.avg_pool2d(out.float(), COLOUR_CELL))
+    sm, ssd = calc_mean_std(F.avg_pool2d(style.float(), COLOUR_CELL))
+    return F.mse_loss(om, sm) + F.mse_loss(osd, ssd)
 
 
 def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
@@ -308,12 +328,13 @@ class AdaINTrainer(Trainer):
         c, margin = self.settings.crop, self.settings.content_margin
         if margin < 0:
             raise InputError(f"content margin must be 0 or more, got {margin}")
-        for name in ("structure_weight", "gram_weight", "recycle_every"):
+        for name in ("structure_weight", "gram_weight", "colour_weight", "recycle_every"):
             if getattr(self.settings, name) < 0:
                 label = name.replace("_", " ")
                 raise InputError(f"{label} must be 0 or more, got {getattr(self.settings, name)}")
-        if self.settings.gram_weight > 0 and self.data.style_pixels is None:
-            raise InputError("the Gram term needs the style crops' pixels; none were given")
+        for name, term in (("gram_weight", "Gram"), ("colour_weight", "colour")):
+            if getattr(self.settings, name) > 0 and self.data.style_pixels is None:
+                raise InputError(f"the {term} term needs the style crops' pixels; none were given")
         if c % 8 or c < 32:
             raise InputError(f"crop must be a multiple of 8 and at least 32, got {c}")
         cells = c // 8
@@ -434,6 +455,10 @@ class AdaINTrainer(Trainer):
                 structure = structure_loss(taps[STRUCTURE_TAP].float(), photo_map)
                 loss = loss + s.structure_weight * structure
                 losses["structure"] = structure.item()
+            if s.colour_weight > 0:
+                colour = colour_loss(out, self._style_crops(styles))
+                loss = loss + s.colour_weight * colour
+                losses["colour"] = colour.item()
             if self.style_gram:
                 grams = sum(gram_loss(taps[t], self.style_gram[t][styles]) for t in GRAM_TAPS)
                 loss = loss + s.gram_weight * grams
