@@ -27,6 +27,13 @@ if importlib.util.find_spec("ikomia") is None and os.environ.get("NST_REQUIRE_IK
 
 
 @pytest.fixture(autouse=True)
+def isolated_cache(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """Training caches (encoded images, teacher images) go to a temporary folder, never to the
+    user's ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(autouse=True)
 def isolated_plugins(monkeypatch: pytest.MonkeyPatch):
     """Only built-in plugins unless a test installs its own, as a user's machine may have others."""
     monkeypatch.setenv(plugins.ENV_VAR, "")
