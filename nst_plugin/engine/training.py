@@ -170,8 +170,9 @@ def colour_loss(out: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     A departure from the paper (moments of VGG layers only), for the lite network: it met the
     fine layers' statistics with fine texture and light halos while its broad areas kept close
     to the photo's colours; on unseen pairs each channel's low-band spread was off the
-    painting's by a factor of about 1.3 either way, and matching it after the fact took half
-    the style gap to MicroAST at conv1_1 (benchmarks/adain-training.md)."""
+    painting's by a factor of about 1.3 either way, and matching it after the fact took the
+    conv1_1 distance below MicroAST's, though at a cost in content a trained network may avoid
+    (benchmarks/adain-training.md)."""
     om, osd = calc_mean_std(F.avg_pool2d(out.float(), COLOUR_CELL))
     sm, ssd = calc_mean_std(F.avg_pool2d(style.float(), COLOUR_CELL))
     return F.mse_loss(om, sm) + F.mse_loss(osd, ssd)
