@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,8 @@ from typing import Any
 import torch
 
 from .devices import resolve_device
-from .engine.atomic import atomic_path
 from .engine.encoders import load_encoder
-from .engine.errors import InputError, WriteError
+from .engine.errors import InputError
 from .engine.style_models import (
     INFO_FIELDS,
     StyleModelInfo,
@@ -31,7 +29,7 @@ from .engine.style_models import (
 from .engine.training import FastSettings, FastTrainer, TrainState
 from .images import Picture, list_images, load_image, resize_longer, save_image, to_pil
 from .shipped import SHIPPED_DECODER
-from .training_data import default_cache_dir
+from .training_data import default_cache_dir, kept
 from .training_loop import checked_output, run_training
 
 SAMPLE_COUNT = 4
@@ -188,28 +186,21 @@ def _teachers(
     for t in (painting.rgb, *photos):
         digest.update(str(tuple(t.shape)).encode())
         digest.update(t.contiguous().numpy().tobytes())
-    file = cache / f"teachers-{digest.hexdigest()[:32]}.pt"
-    if file.exists():
-        try:
-            return torch.load(file, weights_only=True)
-        except Exception:  # a damaged entry is computed again
-            file.unlink(missing_ok=True)
-    decoder, _ = load_decoder(SHIPPED_DECODER)
-    encoder = None if isinstance(decoder, adain.LiteNet) else load_encoder("vgg19")
-    style, _, _ = pad_to_multiple(painting.rgb[None], adain.MULTIPLE)
-    moments = adain.style_moments(encoder, style, decoder)
-    out = []
-    for k, photo in enumerate(photos):
-        if not quiet and k % 100 == 0:
-            print(f"teacher images: {k}/{len(photos)}", flush=True)
-        image = adain.stylize(encoder, decoder, photo[None].float() / 255, [moments])[0]
-        out.append((image * 255 + 0.5).to(torch.uint8))
-    try:
-        with atomic_path(file) as tmp:
-            torch.save(out, tmp)
-    except WriteError as exc:
-        warnings.warn(f"teacher images not kept for the next start: {exc}", stacklevel=2)
-    return out
+
+    def paint() -> list[torch.Tensor]:
+        decoder, _ = load_decoder(SHIPPED_DECODER)
+        encoder = None if isinstance(decoder, adain.LiteNet) else load_encoder("vgg19")
+        style, _, _ = pad_to_multiple(painting.rgb[None], adain.MULTIPLE)
+        moments = adain.style_moments(encoder, style, decoder)
+        out = []
+        for k, photo in enumerate(photos):
+            if not quiet and k % 100 == 0:
+                print(f"teacher images: {k}/{len(photos)}", flush=True)
+            image = adain.stylize(encoder, decoder, photo[None].float() / 255, [moments])[0]
+            out.append((image * 255 + 0.5).to(torch.uint8))
+        return out
+
+    return kept(cache / f"teachers-{digest.hexdigest()[:32]}.pt", paint)
 
 
 def _sample_photos(photos: list[torch.Tensor]) -> torch.Tensor:

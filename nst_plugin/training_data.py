@@ -13,15 +13,18 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from .engine.adain import CONTENT_TAP, STYLE_TAPS, calc_mean_std
+from .engine.atomic import atomic_path
 from .engine.encoders import VGGEncoder
-from .engine.errors import InputError
+from .engine.errors import InputError, WriteError
 from .engine.training import TrainData
 from .images import list_images, load_image, resize_to
 
+T = TypeVar("T")
 CACHE_VERSION = 2  # 2: style entries keep their crops' pixels
 
 
@@ -56,6 +59,25 @@ def _key(path: Path, tag: str) -> str:
     return digest.hexdigest()
 
 
+def kept(file: Path, compute: Callable[[], T]) -> T:
+    """What `file` holds, or else `compute()`'s result, written there atomically for the next
+    run (None is not written). A half-written or stale file is computed again; a cache that
+    cannot be written warns and the run goes on with what it computed."""
+    if file.exists():
+        try:
+            return torch.load(file, weights_only=True)
+        except Exception:
+            file.unlink(missing_ok=True)
+    entry = compute()
+    if entry is not None:
+        try:
+            with atomic_path(file) as tmp:
+                torch.save(entry, tmp)
+        except WriteError as exc:
+            warnings.warn(f"not kept for the next run: {exc}", stacklevel=2)
+    return entry
+
+
 def _cached(
     files: list[Path],
     folder: Path,
@@ -74,23 +96,14 @@ def _cached(
         except OSError as exc:
             warnings.warn(f"skipping {path}: {exc}", stacklevel=2)
             continue
-        if entry_file.exists():
-            try:
-                out.append((path, torch.load(entry_file, weights_only=True)))
-                continue
-            except Exception:  # a half-written or stale entry is recomputed
-                entry_file.unlink(missing_ok=True)
         try:
-            entry = compute(path)
+            entry = kept(entry_file, lambda: compute(path))  # noqa: B023 - called at once
         except InputError as exc:
             warnings.warn(f"skipping {path}: {exc}", stacklevel=2)
             continue
         if entry is None:
             warnings.warn(f"skipping {path}: smaller than the training crop", stacklevel=2)
             continue
-        tmp = entry_file.with_suffix(".part")
-        torch.save(entry, tmp)
-        os.replace(tmp, entry_file)
         out.append((path, entry))
     if progress:
         progress(what, len(files), len(files))
