@@ -188,6 +188,7 @@ def _training_options(
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     p.add_argument("--overwrite", action="store_true", help="replace --out instead of refusing")
     p.add_argument("--time-limit", type=float, help="stop cleanly after MINUTES")
+    p.add_argument("--hours", type=float, help="stop cleanly once trained HOURS in all (step time)")
     p.add_argument("--batch-size", type=int, help=f"images a step ({d.batch_size})")
     p.add_argument("--crop", type=int, help=f"crop size in px ({d.crop})")
     p.add_argument("--lr", type=float, help=f"learning rate ({d.lr:g})")
@@ -229,6 +230,7 @@ def _run_train(args: argparse.Namespace) -> int:
     common = {
         "content_dir": args.content_dir, "out": args.out, "steps": args.steps,
         "resume": args.resume, "overwrite": args.overwrite, "time_limit_min": args.time_limit,
+        "hours": args.hours,
         "checkpoint_every": args.checkpoint_every, "checkpoint_minutes": args.checkpoint_minutes,
         "sample_every": args.sample_every, "device": args.device, "quiet": args.quiet,
         "cache_dir": args.cache_dir,

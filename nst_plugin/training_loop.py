@@ -40,6 +40,7 @@ def run_training(
     desc: str,
     started: float,
     time_limit_min: float | None = None,
+    hours: float | None = None,
     checkpoint_every: int = 100,
     checkpoint_minutes: float = 5.0,
     sample_every: int = 500,
@@ -48,7 +49,9 @@ def run_training(
 ) -> None:
     """Train to `steps` in all; `save_file` writes the checkpoint (atomically) to `out_path`.
 
-    At the time limit it returns; on Ctrl-C or SIGTERM it saves, then raises KeyboardInterrupt.
+    At the time limit, or once the model's training time in all (the log's `hours`: time spent
+    in steps, which is what a training budget counts) reaches `hours`, it returns; on Ctrl-C or
+    SIGTERM it saves, then raises KeyboardInterrupt.
     """
     log_path = out_path.with_suffix(".log.jsonl")
     samples_dir = out_path.parent / f"{out_path.stem}-samples"
@@ -81,6 +84,8 @@ def run_training(
             last_save = time.monotonic()
 
     def out_of_time() -> bool:
+        if hours is not None and trainer.state.seconds / 3600 >= hours:
+            return True
         return time_limit_min is not None and time.monotonic() - started >= time_limit_min * 60
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -4,17 +4,26 @@
         --content-dir ../shared/data/adain-train/content --work train-out --minutes 40
 
 Each preset is written to WORK/<name>.safetensors with its log and sample grids beside it; a
-later call resumes each where it stopped. The first preset starts from scratch (with the
-identity warm-up); the others start from the first one's weights (`--init`), which is the warm
-start they share. Copy a finished model and its .log.jsonl into nst_plugin/weights/styles/.
+later call resumes each where it stopped. With `--recipe`, a preset listed in RECIPES is
+trained by its recipe: in phases, each lasting until the model's training time in all (the
+log's `hours`) reaches the phase's end, so a call stopped anywhere picks up in the right phase,
+and the whole recipe fits the 2-hour budget a preset is allowed.
+
+The first preset starts from scratch (with the identity warm-up); the others start from the
+first one's weights (`--init`), which is the warm start they share. Copy a finished model and
+its .log.jsonl into nst_plugin/weights/styles/.
 Paintings not in this table (candy, mosaic, your own) are trained with `nst train fast`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
 from pathlib import Path
+from typing import Any
 
+from nst_plugin.engine.style_models import read_metadata
 from nst_plugin.train_fast import train_fast
 
 # name: (file in --styles, title, artist, painting, year, source)
@@ -34,6 +43,24 @@ PRESETS = {
                   "jcjohnson/neural-style examples/inputs"),
 }  # fmt: skip
 FIRST = "starry_night"
+
+# name: [(until hours, settings)]; a phase's settings are whole (a resume would keep the last
+# phase's otherwise), and every phase starts from the one before with its optimizer state
+_COMPOSITION_VII = {"margin": 32, "tv_weight": 5.0, "content_weight": 1.0, "teacher_weight": 600.0}
+RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
+    "composition_vii": [
+        # the colour-layout term against our AdaIN keeps the sky free of a dome from the start
+        (0.20, {**_COMPOSITION_VII, "crop": 128, "style_weight": 2e5, "teacher_style_mix": 0.6,
+                "teacher_weight": 200.0}),
+        (0.56, {**_COMPOSITION_VII, "crop": 128, "style_weight": 2e5, "teacher_style_mix": 0.6}),
+        # larger crops for the strokes' scale, then more style
+        (1.00, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2e5, "teacher_style_mix": 0.6}),
+        (1.20, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2.5e5, "teacher_style_mix": 0.6}),
+        # the stability term against the hatch, annealed
+        (1.965, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2.5e5, "teacher_style_mix": 0.4,
+                 "stability_weight": 200.0, "lr_decay": 3e-4}),
+    ],
+}  # fmt: skip
 
 
 def main() -> None:
@@ -72,36 +99,72 @@ def main() -> None:
                     help="learning rate = lr / (1 + decay * step), for all")  # fmt: skip
     ap.add_argument("--batch-gram", action=argparse.BooleanOptionalAction, default=None,
                     help="style statistics pooled over the batch, for all")  # fmt: skip
+    ap.add_argument("--recipe", action="store_true",
+                    help="train by the preset's recipe (RECIPES), no setting flags")  # fmt: skip
     args = ap.parse_args()
+    overrides = {"style_weight": args.style_weight, "crop": args.crop,
+                 "tv_weight": args.tv_weight, "batch_gram": args.batch_gram,
+                 "margin": args.margin, "histogram_weight": args.histogram_weight,
+                 "teacher_weight": args.teacher_weight,
+                 "content_weight": args.content_weight,
+                 "teacher_content_weight": args.teacher_content_weight,
+                 "teacher_style_mix": args.teacher_style_mix,
+                 "fine_content_weight": args.fine_content_weight,
+                 "lr_decay": args.lr_decay,
+                 "style_tap_weights": args.style_tap_weights,
+                 "regularity_weight": args.regularity_weight,
+                 "stability_weight": args.stability_weight}  # fmt: skip
+    names = args.only or list(PRESETS)
+    if args.recipe:
+        given = [k for k, v in overrides.items() if v is not None]
+        if given or args.style_size is not None:
+            ap.error(f"--recipe sets the settings itself: drop {given or ['style_size']}")
+        if missing := [n for n in names if n not in RECIPES]:
+            ap.error(f"no recipe for {', '.join(missing)} (recipes: {', '.join(RECIPES)})")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    for name in args.only or list(PRESETS):
-        file, title, artist, painting, year, source = PRESETS[name]
-        out = work / f"{name}.safetensors"
-        first = work / f"{FIRST}.safetensors"
-        init = str(first) if name != FIRST and not out.exists() and first.exists() else None
-        print(f"== {name}: {'resume' if out.exists() else 'init ' + str(init)}", flush=True)
-        train_fast(
-            style=str(Path(args.styles) / file), content_dir=args.content_dir, out=str(out),
-            steps=args.steps, resume=out.exists(), init=init, time_limit_min=args.minutes,
-            style_size=args.style_size,
-            info={"name": name, "title": title, "artist": artist, "painting": painting,
-                  "year": year, "licence": "public domain (the painting); weights MIT",
-                  "source": source},
-            settings={"style_weight": args.style_weight, "crop": args.crop,
-                      "tv_weight": args.tv_weight, "batch_gram": args.batch_gram,
-                      "margin": args.margin, "histogram_weight": args.histogram_weight,
-                      "teacher_weight": args.teacher_weight,
-                      "content_weight": args.content_weight,
-                      "teacher_content_weight": args.teacher_content_weight,
-                      "teacher_style_mix": args.teacher_style_mix,
-                      "fine_content_weight": args.fine_content_weight,
-                      "lr_decay": args.lr_decay,
-                      "style_tap_weights": args.style_tap_weights,
-                      "regularity_weight": args.regularity_weight,
-                      "stability_weight": args.stability_weight},
-            quiet=True,
-        )  # fmt: skip
+    for name in names:
+        phases = RECIPES[name] if args.recipe else [(None, overrides)]
+        started = time.monotonic()
+        for until, settings in phases:
+            out = work / f"{name}.safetensors"
+            if until is not None and out.exists() and _hours_trained(out) >= until:
+                continue
+            minutes = args.minutes - (time.monotonic() - started) / 60
+            if minutes <= 0:
+                break
+            _train(args, name, out, settings, hours=until, minutes=minutes)
+
+
+def _hours_trained(model: Path) -> float:
+    """The model's training time in all, as its log's `hours` counts it."""
+    return json.loads(read_metadata(model)["state"])["seconds"] / 3600
+
+
+def _train(
+    args: argparse.Namespace,
+    name: str,
+    out: Path,
+    settings: dict[str, Any],
+    *,
+    hours: float | None,
+    minutes: float,
+) -> None:
+    file, title, artist, painting, year, source = PRESETS[name]
+    first = out.parent / f"{FIRST}.safetensors"
+    init = str(first) if name != FIRST and not out.exists() and first.exists() else None
+    phase = "" if hours is None else f" until {hours} h"
+    print(f"== {name}: {'resume' if out.exists() else 'init ' + str(init)}{phase}", flush=True)
+    train_fast(
+        style=str(Path(args.styles) / file), content_dir=args.content_dir, out=str(out),
+        steps=args.steps, resume=out.exists(), init=init, time_limit_min=minutes,
+        hours=hours, style_size=args.style_size,
+        info={"name": name, "title": title, "artist": artist, "painting": painting,
+              "year": year, "licence": "public domain (the painting); weights MIT",
+              "source": source},
+        settings=settings,
+        quiet=True,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -397,6 +397,15 @@ def test_resume_continues_identically(photos, painting, tmp_path):
         assert torch.equal(a[name], b[name]), name
 
 
+def test_hours_stops_at_the_models_training_time_in_all(photos, painting, tmp_path):
+    """What a 2-hour budget counts: time in steps, kept across resumes, not a call's wall time."""
+    out = tmp_path / "m.safetensors"
+    assert _train(photos, painting, out, 1000, hours=1e-9).step == 1
+    spent = _train(photos, painting, out, 3, resume=True).seconds
+    state = _train(photos, painting, out, 1000, resume=True, hours=spent / 3600)
+    assert state.step == 3 and state.seconds == spent
+
+
 def test_init_starts_from_another_model(photos, painting, tmp_path):
     first, second = tmp_path / "first.safetensors", tmp_path / "second.safetensors"
     _train(photos, painting, first, 3)

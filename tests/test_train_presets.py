@@ -1,0 +1,79 @@
+"""scripts/train_presets.py: a preset's recipe runs phase by phase, keyed by its training time."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import nst_plugin.train_fast
+from nst_plugin.engine.style_models import load_style_model
+from tests.conftest import make_image
+from tests.test_fast_training import _save_png
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "train_presets.py"
+TINY = {"crop": 64, "batch_size": 2, "width": 4, "blocks": 1, "margin": 0}
+
+
+@pytest.fixture
+def script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("train_presets", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # the first phase ends after its first step; the second runs to --steps
+    recipe = [(1e-9, {**TINY, "style_weight": 1.0}), (1.0, {**TINY, "style_weight": 2.0})]
+    monkeypatch.setattr(module, "RECIPES", {"composition_vii": recipe})
+    monkeypatch.setattr(nst_plugin.train_fast, "DEFAULT_STYLE_SIZE", 64)
+    return module
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    styles, photos = tmp_path / "styles", tmp_path / "photos"
+    styles.mkdir()
+    photos.mkdir()
+    _save_png(make_image(64, 64, "art", seed=3), styles / "kandinsky_composition_vii.jpg")
+    for i in range(2):
+        _save_png(make_image(72, 80, "photo", seed=i), photos / f"p{i}.png")
+    return styles, photos
+
+
+def _main(script: ModuleType, monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
+    monkeypatch.setattr("sys.argv", ["train_presets.py", *args])
+    script.main()
+
+
+def test_a_recipe_trains_phase_by_phase_and_picks_up_where_the_model_is(
+    script, folders, tmp_path, monkeypatch
+):
+    styles, photos = folders
+    work = tmp_path / "work"
+    args = ["--styles", str(styles), "--content-dir", str(photos), "--work", str(work)]
+    _main(script, monkeypatch, *args, "--only", "composition_vii", "--recipe", "--steps", "3")
+    model = work / "composition_vii.safetensors"
+    _, _, info, _ = load_style_model(model)
+    assert info.state["step"] == 3 and info.settings["style_weight"] == 2.0
+    log = [json.loads(line) for line in model.with_suffix(".log.jsonl").read_text().splitlines()]
+    assert log[0]["step"] == 1 and log[-1]["step"] == 3  # the first phase stopped after a step
+    before = model.read_bytes()
+    _main(script, monkeypatch, *args, "--only", "composition_vii", "--recipe", "--steps", "4")
+    _, _, info, _ = load_style_model(model)
+    assert info.state["step"] == 4 and info.settings["style_weight"] == 2.0
+    assert model.read_bytes() != before
+
+
+def test_a_recipe_refuses_setting_flags_and_presets_without_one(
+    script, folders, tmp_path, monkeypatch, capsys
+):
+    styles, photos = folders
+    args = ["--styles", str(styles), "--content-dir", str(photos), "--work", str(tmp_path)]
+    with pytest.raises(SystemExit):
+        _main(script, monkeypatch, *args, "--recipe", "--only", "composition_vii", "--crop", "64")
+    assert "--recipe sets the settings itself: drop ['crop']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _main(script, monkeypatch, *args, "--recipe", "--only", "udnie")
+    assert "no recipe for udnie" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.safetensors"))
