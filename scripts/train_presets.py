@@ -126,15 +126,17 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     for name in names:
         phases = RECIPES[name] if args.recipe else [(None, overrides)]
+        out = work / f"{name}.safetensors"
         started = time.monotonic()
         for until, settings in phases:
-            out = work / f"{name}.safetensors"
             if until is not None and out.exists() and _hours_trained(out) >= until:
                 continue
             minutes = args.minutes - (time.monotonic() - started) / 60
             if minutes <= 0:
                 break
             _train(args, name, out, settings, hours=until, minutes=minutes)
+        if args.recipe and out.exists() and _hours_trained(out) >= phases[-1][0]:
+            print(f"== {name}: recipe done, {_hours_trained(out):.3f} h", flush=True)
 
 
 def _hours_trained(model: Path) -> float:

@@ -47,7 +47,7 @@ def _main(script: ModuleType, monkeypatch: pytest.MonkeyPatch, *args: str) -> No
 
 
 def test_a_recipe_trains_phase_by_phase_and_picks_up_where_the_model_is(
-    script, folders, tmp_path, monkeypatch
+    script, folders, tmp_path, monkeypatch, capsys
 ):
     styles, photos = folders
     work = tmp_path / "work"
@@ -63,6 +63,10 @@ def test_a_recipe_trains_phase_by_phase_and_picks_up_where_the_model_is(
     _, _, info, _ = load_style_model(model)
     assert info.state["step"] == 4 and info.settings["style_weight"] == 2.0
     assert model.read_bytes() != before
+    monkeypatch.setitem(script.RECIPES, "composition_vii", [(1e-9, {**TINY})])
+    _main(script, monkeypatch, *args, "--only", "composition_vii", "--recipe")
+    assert "composition_vii: recipe done" in capsys.readouterr().out
+    assert load_style_model(model)[2].state["step"] == 4  # nothing left to train
 
 
 def test_a_recipe_refuses_setting_flags_and_presets_without_one(
