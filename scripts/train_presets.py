@@ -135,8 +135,8 @@ def main() -> None:
             if minutes <= 0:
                 break
             _train(args, name, out, settings, hours=until, minutes=minutes)
-        if args.recipe and out.exists() and _hours_trained(out) >= phases[-1][0]:
-            print(f"== {name}: recipe done, {_hours_trained(out):.3f} h", flush=True)
+        if args.recipe and out.exists() and (done := _hours_trained(out)) >= phases[-1][0]:
+            print(f"== {name}: recipe done, {done:.3f} h", flush=True)
 
 
 def _hours_trained(model: Path) -> float:

@@ -11,8 +11,8 @@ import pytest
 
 import nst_plugin.train_fast
 from nst_plugin.engine.style_models import load_style_model
+from nst_plugin.images import Picture, save_image
 from tests.conftest import make_image
-from tests.test_fast_training import _save_png
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "train_presets.py"
 TINY = {"crop": 64, "batch_size": 2, "width": 4, "blocks": 1, "margin": 0}
@@ -35,9 +35,9 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
     styles, photos = tmp_path / "styles", tmp_path / "photos"
     styles.mkdir()
     photos.mkdir()
-    _save_png(make_image(64, 64, "art", seed=3), styles / "kandinsky_composition_vii.jpg")
+    save_image(Picture(make_image(64, 64, "art", seed=3)), styles / "kandinsky_composition_vii.jpg")
     for i in range(2):
-        _save_png(make_image(72, 80, "photo", seed=i), photos / f"p{i}.png")
+        save_image(Picture(make_image(72, 80, "photo", seed=i)), photos / f"p{i}.png")
     return styles, photos
 
 
