@@ -18,12 +18,11 @@ Paintings not in this table (candy, mosaic, your own) are trained with `nst trai
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from nst_plugin.engine.style_models import read_metadata
+from nst_plugin.engine.style_models import info_from_metadata, read_metadata
 from nst_plugin.train_fast import train_fast
 
 # name: (file in --styles, title, artist, painting, year, source)
@@ -57,14 +56,14 @@ _COMPOSITION_VII = {
     "teacher_weight": 600.0,
     "style_tap_weights": (0.5, 1.0, 1.0, 1.0, 0.0),
 }
-_DEEP = {"style_tap_weights": (0.5, 1.0, 1.0, 1.5, 0.0)}
+_RELU4_1_RAISED = {"style_tap_weights": (0.5, 1.0, 1.0, 1.5, 0.0)}
 RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
     "composition_vii": [
         # the colour-layout term against our AdaIN, against a painted dome in wide skies
         (0.24, {**_COMPOSITION_VII, "crop": 128, "style_weight": 2e5, "teacher_style_mix": 0.6,
-                "teacher_weight": 200.0, **_DEEP}),
+                "teacher_weight": 200.0, **_RELU4_1_RAISED}),
         (0.56, {**_COMPOSITION_VII, "crop": 128, "style_weight": 2e5, "teacher_style_mix": 0.6,
-                **_DEEP}),
+                **_RELU4_1_RAISED}),
         # larger crops for the strokes' scale, then more style
         (1.01, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2e5, "teacher_style_mix": 0.6}),
         (1.59, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2.3e5, "teacher_style_mix": 0.6}),
@@ -152,7 +151,7 @@ def main() -> None:
 
 def _hours_trained(model: Path) -> float:
     """The model's training time in all, as its log's `hours` counts it."""
-    return json.loads(read_metadata(model)["state"])["seconds"] / 3600
+    return info_from_metadata(read_metadata(model)).state["seconds"] / 3600
 
 
 def _train(
