@@ -77,7 +77,7 @@ RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
     # took composition_vii's dome away, so it is asked to hold udnie's ovals too. At 600 it did
     # not (dark ovals at the top of wide skies at 0.56 h: udnie's larger style weight leaves the
     # term half composition_vii's share of the loss), so it is 1500 from there.
-    # benchmarks/fast-training.md item 26.
+    # benchmarks/fast-training.md item 26, not yet past our AdaIN (style 3.3% behind).
     "udnie": [
         (0.24, {**_UDNIE, "crop": 128, "style_weight": 2.5e5, "teacher_style_mix": 0.6,
                 "teacher_weight": 200.0}),
