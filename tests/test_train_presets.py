@@ -11,6 +11,7 @@ import pytest
 
 import nst_plugin.train_fast
 from nst_plugin.engine.style_models import load_style_model
+from nst_plugin.engine.training import FastSettings
 from nst_plugin.images import Picture, save_image
 from tests.conftest import make_image
 
@@ -78,6 +79,18 @@ def test_a_recipe_refuses_setting_flags_and_presets_without_one(
         _main(script, monkeypatch, *args, "--recipe", "--only", "composition_vii", "--crop", "64")
     assert "--recipe sets the settings itself: drop ['crop']" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        _main(script, monkeypatch, *args, "--recipe", "--only", "udnie")
-    assert "no recipe for udnie" in capsys.readouterr().err
+        _main(script, monkeypatch, *args, "--recipe", "--only", "the_wave")
+    assert "no recipe for the_wave" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.safetensors"))
+
+
+def test_the_shipped_recipes_fit_the_budget_and_name_real_settings():
+    spec = importlib.util.spec_from_file_location("train_presets", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.RECIPES
+    for name, phases in module.RECIPES.items():
+        ends = [until for until, _ in phases]
+        assert ends == sorted(set(ends)) and ends[-1] <= 2.0, name  # a preset's 2-hour budget
+        for _, settings in phases:
+            FastSettings(**settings)  # a misspelt setting would fail here, not hours into a run
