@@ -19,11 +19,16 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "train_presets.py"
 TINY = {"crop": 64, "batch_size": 2, "width": 4, "blocks": 1, "margin": 0}
 
 
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+def _load_script() -> ModuleType:
     spec = importlib.util.spec_from_file_location("train_presets", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    module = _load_script()
     # the first phase ends after its first step; the second runs to --steps
     recipe = [(1e-9, {**TINY, "style_weight": 1.0}), (1.0, {**TINY, "style_weight": 2.0})]
     monkeypatch.setattr(module, "RECIPES", {"composition_vii": recipe})
@@ -85,11 +90,9 @@ def test_a_recipe_refuses_setting_flags_and_presets_without_one(
 
 
 def test_the_shipped_recipes_fit_the_budget_and_name_real_settings():
-    spec = importlib.util.spec_from_file_location("train_presets", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.RECIPES
-    for name, phases in module.RECIPES.items():
+    recipes = _load_script().RECIPES
+    assert recipes
+    for name, phases in recipes.items():
         ends = [until for until, _ in phases]
         assert ends == sorted(set(ends)) and ends[-1] <= 2.0, name  # a preset's 2-hour budget
         for _, settings in phases:
