@@ -57,7 +57,7 @@ _COMPOSITION_VII = {
     "style_tap_weights": (0.5, 1.0, 1.0, 1.0, 0.0),
 }
 _RELU4_1_RAISED = {"style_tap_weights": (0.5, 1.0, 1.0, 1.5, 0.0)}
-_UDNIE = {"margin": 32, "tv_weight": 5.0, "content_weight": 1.0, "teacher_weight": 600.0}
+_UDNIE = {"margin": 32, "tv_weight": 5.0, "content_weight": 1.0, "teacher_weight": 1500.0}
 RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
     "composition_vii": [
         # the colour-layout term against our AdaIN, against a painted dome in wide skies
@@ -81,13 +81,12 @@ RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
     "udnie": [
         (0.24, {**_UDNIE, "crop": 128, "style_weight": 2.5e5, "teacher_style_mix": 0.6,
                 "teacher_weight": 200.0}),
-        (0.56, {**_UDNIE, "crop": 128, "style_weight": 2.5e5, "teacher_style_mix": 0.6}),
-        (1.2, {**_UDNIE, "crop": 192, "style_weight": 2.5e5, "teacher_style_mix": 0.6,
-               "teacher_weight": 1500.0}),
-        (1.6, {**_UDNIE, "crop": 192, "style_weight": 3e5, "teacher_style_mix": 0.5,
-               "teacher_weight": 1500.0}),
+        (0.56, {**_UDNIE, "crop": 128, "style_weight": 2.5e5, "teacher_style_mix": 0.6,
+                "teacher_weight": 600.0}),
+        (1.2, {**_UDNIE, "crop": 192, "style_weight": 2.5e5, "teacher_style_mix": 0.6}),
+        (1.6, {**_UDNIE, "crop": 192, "style_weight": 3e5, "teacher_style_mix": 0.5}),
         (1.965, {**_UDNIE, "crop": 192, "style_weight": 3e5, "teacher_style_mix": 0.5,
-                 "teacher_weight": 1500.0, "stability_weight": 200.0, "lr_decay": 3e-4}),
+                 "stability_weight": 200.0, "lr_decay": 3e-4}),
     ],
 }  # fmt: skip
 
