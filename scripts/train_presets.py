@@ -48,8 +48,9 @@ FIRST = "starry_night"
 # composition_vii's is item 23's schedule (the one that painted no dome), with the style weight
 # at 2.5e5 from 1.01 h rather than 2.3e5 (item 23 was 0.5% behind our AdaIN's style distance):
 # benchmarks/fast-training.md item 27, not yet past our AdaIN (style 0.3% behind, the hatch).
-_COMPOSITION_VII = {"margin": 32, "tv_weight": 5.0, "content_weight": 1.0, "teacher_weight": 600.0}
-_UDNIE = {"margin": 32, "tv_weight": 5.0, "content_weight": 1.0, "teacher_weight": 1500.0}
+_LAYOUT_PATH = {"margin": 32, "tv_weight": 5.0, "content_weight": 1.0}
+_COMPOSITION_VII = {**_LAYOUT_PATH, "teacher_weight": 600.0}
+_UDNIE = {**_LAYOUT_PATH, "teacher_weight": 1500.0}
 RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
     "composition_vii": [
         # the colour-layout term against our AdaIN, against a painted dome in wide skies
