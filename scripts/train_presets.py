@@ -78,7 +78,7 @@ RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
                 "teacher_weight": 600.0}),
         (1.2, {**_UDNIE, "crop": 192, "style_weight": 2.5e5, "teacher_style_mix": 0.6}),
         (1.6, {**_UDNIE, "crop": 192, "style_weight": 3e5, "teacher_style_mix": 0.5}),
-        (1.965, {**_UDNIE, "crop": 192, "style_weight": 3e5, "teacher_style_mix": 0.3,
+        (1.965, {**_UDNIE, "crop": 192, "style_weight": 3e5, "teacher_style_mix": 0.5,
                  "stability_weight": 200.0, "lr_decay": 3e-4}),
     ],
 }  # fmt: skip
