@@ -109,12 +109,6 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
     f = FastSettings()
     fast.add_argument("--width", type=int, help=f"network width ({f.width})")
     fast.add_argument("--blocks", type=int, help=f"residual blocks ({f.blocks})")
-    fast.add_argument(
-        "--smooth-upsamplings",
-        type=int,
-        help="upsampling stages, from the lowest resolution, that low-pass their input against "
-        f"a hatch at the blocks' grid frequency ({f.smooth_upsamplings}: none)",
-    )
     fast.add_argument("--tv-weight", type=float, help=f"total variation weight ({f.tv_weight:g})")
     fast.add_argument(
         "--histogram-weight",

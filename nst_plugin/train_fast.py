@@ -17,7 +17,6 @@ from typing import Any
 import torch
 
 from .devices import resolve_device
-from .engine import fast
 from .engine.encoders import load_encoder
 from .engine.errors import InputError
 from .engine.style_models import (
@@ -112,15 +111,10 @@ def train_fast(
     else:
         train_settings = FastSettings(**overrides)
         if init:
-            # the parameter-free parts of the shape may differ (a warm start without smoothing)
-            warm, config, _, _ = load_style_model(init)
-            net = fast.make_net(train_settings.net_config())
-            try:
-                net.load_state_dict(warm.state_dict())
-            except RuntimeError:
-                raise InputError(
-                    f"--init {init} holds a {config} network, not the one asked for"
-                ) from None
+            net, config, _, _ = load_style_model(init)
+            if config != train_settings.net_config():
+                raise InputError(f"--init {init} holds a {config} network, not the one asked for")
+            net.requires_grad_(True)
             train_settings.recon_steps = 0
     if style_size is None:
         style_size = DEFAULT_STYLE_SIZE

@@ -397,24 +397,6 @@ def test_resume_continues_identically(photos, painting, tmp_path):
         assert torch.equal(a[name], b[name]), name
 
 
-def test_smooth_upsampling_passes_nothing_at_its_grids_nyquist_frequency():
-    up = fast.SmoothUpsample()
-    i, j = torch.meshgrid(torch.arange(6), torch.arange(10), indexing="ij")
-    checker = ((-1.0) ** (i + j)).expand(1, 2, 6, 10)
-    flat = torch.full((1, 2, 6, 10), 0.3)
-    assert up(checker).shape == (1, 2, 12, 20)
-    assert float(up(checker).abs().max()) < 1e-6
-    assert torch.allclose(up(flat), torch.full((1, 2, 12, 20), 0.3))
-
-
-def test_smoothing_only_the_first_upsamplings_keeps_the_weights_layout():
-    plain = fast.make_net(fast.NetConfig(width=4, blocks=1))
-    smooth = fast.make_net(fast.NetConfig(width=4, blocks=1, smooth_upsamplings=1))
-    ups = [type(m) for m in smooth if isinstance(m, fast.SmoothUpsample | torch.nn.Upsample)]
-    assert ups == [fast.SmoothUpsample, torch.nn.Upsample, torch.nn.Upsample]
-    assert smooth.load_state_dict(plain.state_dict()) is not None  # no extra or missing keys
-
-
 def test_hours_stops_at_the_models_training_time_in_all(photos, painting, tmp_path):
     """What a 2-hour budget counts: time in steps, kept across resumes, not a call's wall time."""
     out = tmp_path / "m.safetensors"
@@ -432,19 +414,6 @@ def test_init_starts_from_another_model(photos, painting, tmp_path):
     b, _ = read_style_model(second)
     nets = [k for k in a if k.startswith("net.")]
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in nets)  # lr ~0: weights carried over
-
-
-def test_a_plain_model_warm_starts_a_smoothed_one_that_resumes(photos, painting, tmp_path):
-    first, second = tmp_path / "first.safetensors", tmp_path / "second.safetensors"
-    _train(photos, painting, first, 2)
-    _train(photos, painting, second, 1, init=str(first), settings={"smooth_upsamplings": 1})
-    net, config, _, _ = load_style_model(second)
-    assert config.smooth_upsamplings == 1
-    assert sum(isinstance(m, fast.SmoothUpsample) for m in net) == 1
-    assert _train(photos, painting, second, 2, resume=True).step == 2
-    with pytest.raises(InputError, match="not the one asked for"):
-        _train(photos, painting, tmp_path / "wide.safetensors", 1, init=str(first),
-               settings={"width": 8})  # fmt: skip
 
 
 def _tiny_model(path: Path) -> Path:

@@ -12,8 +12,6 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
   full size the normalisation's memory passes, not the convolutions, are the cost;
 - upsampling is nearest-neighbour + convolution, never a transposed convolution (no
   checkerboard, Odena et al. 2016), and all padding is reflection padding (no dark borders);
-- optionally (`smooth_upsamplings` in the network's config) the first upsampling stages
-  low-pass their input before doubling it: see `SmoothUpsample`;
 - the style loss uses Gram matrices at relu1_1..relu4_1 and the content loss relu2_2, with each
   layer's features divided by their mean activation on the painting, because our Caffe VGG-19's
   activations are 20-400x those of the normalised network the literature's weights assume;
@@ -80,8 +78,6 @@ class NetConfig:
     blocks: int = 5
     downsamplings: int = 3
     edge_kernel: int = 5
-    # upsampling stages, from the lowest resolution, that low-pass their input (SmoothUpsample)
-    smooth_upsamplings: int = 0
 
     @property
     def multiple(self) -> int:
@@ -126,30 +122,6 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-class SmoothUpsample(nn.Module):
-    """A [1, 2, 1] x [1, 2, 1] blur, then nearest-neighbour doubling. The blur passes nothing at
-    its grid's Nyquist frequency, where no photo detail lives at 1/8 resolution.
-
-    A departure from the paper (and from Odena et al.'s plain resize-convolution), optional
-    (`smooth_upsamplings`): composition_vii's hatch, diagonal bands over every flat area, has its
-    spectral peak at (1/16, 1/16) cycles per pixel, the Nyquist frequency of the residual blocks'
-    1/8 grid; the same blur inserted into that trained network takes the bands away
-    (fast-training.md, item 29). Parameter-free, so a network without it warm-starts one with it.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        taps = torch.tensor([1.0, 2.0, 1.0])
-        kernel = (taps[:, None] * taps[None, :] / 16)[None, None]
-        self.register_buffer("kernel", kernel, persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = x.shape[1]
-        kernel = self.kernel.to(x.dtype).expand(c, 1, 3, 3)
-        smooth = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), kernel, groups=c)
-        return F.interpolate(smooth, scale_factor=2, mode="nearest")
-
-
 def make_net(config: NetConfig = NetConfig()) -> nn.Sequential:
     """Photo (B, 3, H, W) in 0..1 -> stylized image, same size; H and W multiples of 2^downs."""
     k, c = config.edge_kernel, config.width
@@ -159,9 +131,7 @@ def make_net(config: NetConfig = NetConfig()) -> nn.Sequential:
         c *= 2
     layers += [ResidualBlock(c) for _ in range(config.blocks)]
     for i in range(config.downsamplings):
-        smooth = i < config.smooth_upsamplings
-        layers += [SmoothUpsample() if smooth else nn.Upsample(scale_factor=2, mode="nearest")]
-        layers += _conv(c, c // 2, 3)
+        layers += [nn.Upsample(scale_factor=2, mode="nearest"), *_conv(c, c // 2, 3)]
         if i < config.downsamplings - 1:  # no norm at full resolution (see the module notes)
             layers.append(_norm(c // 2))
         layers.append(nn.ReLU())

@@ -548,17 +548,9 @@ class FastSettings:
     blocks: int = 5
     downsamplings: int = 3
     edge_kernel: int = 5
-    # upsampling stages that low-pass their input (fast.SmoothUpsample); 0: the paper's
-    smooth_upsamplings: int = 0
 
     def net_config(self) -> fast.NetConfig:
-        return fast.NetConfig(
-            self.width,
-            self.blocks,
-            self.downsamplings,
-            self.edge_kernel,
-            self.smooth_upsamplings,
-        )
+        return fast.NetConfig(self.width, self.blocks, self.downsamplings, self.edge_kernel)
 
     def needs_teachers(self) -> bool:
         return (
