@@ -46,11 +46,10 @@ FIRST = "starry_night"
 # name: [(until hours, settings)]; a phase's settings are whole (a resume would keep the last
 # phase's otherwise), and every phase starts from the one before with its optimizer state.
 # composition_vii's is item 23's schedule (the one that painted no dome), with the style weight
-# at 2.5e5 from 1.01 h rather than 2.3e5 (item 23 was 0.5% behind our AdaIN's style distance),
-# as benchmarks/fast-training.md item 27 ran it (style 0.3% behind, the hatch), on a network
-# whose first upsampling is smoothed against the hatch (item 29).
+# at 2.5e5 from 1.01 h rather than 2.3e5 (item 23 was 0.5% behind our AdaIN's style distance):
+# benchmarks/fast-training.md item 27, not yet past our AdaIN (style 0.3% behind, the hatch).
 _LAYOUT_PATH = {"margin": 32, "tv_weight": 5.0, "content_weight": 1.0}
-_COMPOSITION_VII = {**_LAYOUT_PATH, "teacher_weight": 600.0, "smooth_upsamplings": 1}
+_COMPOSITION_VII = {**_LAYOUT_PATH, "teacher_weight": 600.0}
 _UDNIE = {**_LAYOUT_PATH, "teacher_weight": 1500.0}
 RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
     "composition_vii": [
