@@ -155,6 +155,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         f"grain is not painted up into a hatch ({f.stability_weight:g}: off)",
     )
     fast.add_argument(
+        "--spectrum-weight",
+        type=float,
+        help="weight of a term comparing the output's power spectrum with our AdaIN's rendering "
+        f"of each crop, so a texture is not painted as bands ({f.spectrum_weight:g}: off)",
+    )
+    fast.add_argument(
         "--fine-content-weight",
         type=float,
         help="weight of a second content term at relu1_1, that charges blobs where the photo "

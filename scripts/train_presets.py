@@ -115,6 +115,8 @@ def main() -> None:
                     help="texture regularity term's weight, for all")  # fmt: skip
     ap.add_argument("--stability-weight", type=float, default=None,
                     help="noise stability term's weight, for all")  # fmt: skip
+    ap.add_argument("--spectrum-weight", type=float, default=None,
+                    help="power spectrum term's weight against our AdaIN, for all")  # fmt: skip
     ap.add_argument("--lr-decay", type=float, default=None,
                     help="learning rate = lr / (1 + decay * step), for all")  # fmt: skip
     ap.add_argument("--batch-gram", action=argparse.BooleanOptionalAction, default=None,
@@ -133,7 +135,8 @@ def main() -> None:
                  "lr_decay": args.lr_decay,
                  "style_tap_weights": args.style_tap_weights,
                  "regularity_weight": args.regularity_weight,
-                 "stability_weight": args.stability_weight}  # fmt: skip
+                 "stability_weight": args.stability_weight,
+                 "spectrum_weight": args.spectrum_weight}  # fmt: skip
     names = args.only or list(PRESETS)
     if args.recipe:
         given = [k for k, v in overrides.items() if v is not None]

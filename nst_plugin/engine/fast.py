@@ -31,7 +31,9 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
 - optionally (`regularity_weight` in training) a charge on fine texture that repeats more than
   the photo's: see `regularity`;
 - optionally (`stability_weight` in training) a charge on the output's change under faint input
-  noise: see `stability_loss`.
+  noise: see `stability_loss`;
+- optionally (`spectrum_weight` in training) the output's power spectrum against a teacher's
+  rendering of the same crop: see `spectrum_loss`.
 """
 
 from __future__ import annotations
@@ -278,6 +280,39 @@ def stability_loss(
     """
     noisy = net(seen + STABILITY_SIGMA * noise.to(seen.dtype))[..., window[0], window[1]]
     return F.mse_loss(noisy.float(), out.float())
+
+
+SPECTRUM_BIN = 4  # frequency bins pooled per side: a texture's spread of frequencies, not its phase
+
+
+def spectrum_loss(output: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the log power spectra (per channel, Hann-windowed, pooled over
+    SPECTRUM_BIN x SPECTRUM_BIN bins) of the output and the teacher: which frequencies and
+    orientations the texture has, whatever its strokes' positions.
+
+    A departure from the paper, optional (`spectrum_weight` in training), after Liu, Gousseau
+    & Xia 2016 ("Texture synthesis through convolutional neural networks and spectrum
+    constraints"), who add a spectrum term to Gram matching for the opposite reason, to keep a
+    texture's regular structure. Here the teacher (our AdaIN with the same painting) paints an
+    irregular texture and the network paints bands: composition_vii's hatch is a narrow spectral
+    peak, up to e^7 times the teacher's power in its bins over a flat sky, that no Gram term
+    charges (fast-training.md, item 29). Power under the 8-bit quantisation floor counts as
+    that floor, so grain nobody can see is not matched.
+    """
+    h, w = output.shape[-2:]
+    window = torch.outer(
+        torch.hann_window(h, periodic=False, device=output.device),
+        torch.hann_window(w, periodic=False, device=output.device),
+    )
+    floor = window.square().sum() / 255**2
+
+    def log_power(image: torch.Tensor) -> torch.Tensor:
+        x = image.float()
+        x = (x - x.mean((-2, -1), keepdim=True)) * window
+        power = torch.fft.rfft2(x).abs().square()
+        return F.avg_pool2d(power, SPECTRUM_BIN).clamp_min(floor).log()
+
+    return F.mse_loss(log_power(output), log_power(teacher))
 
 
 def perceptual_losses(
