@@ -47,7 +47,8 @@ FIRST = "starry_night"
 # phase's otherwise), and every phase starts from the one before with its optimizer state.
 # composition_vii's is item 23's schedule (the one that painted no dome), with the style weight
 # at 2.5e5 from 1.01 h rather than 2.3e5 (item 23 was 0.5% behind our AdaIN's style distance):
-# benchmarks/fast-training.md item 27, not yet past our AdaIN (style 0.3% behind, the hatch).
+# benchmarks/fast-training.md item 27, not yet past our AdaIN (style 0.3% behind, the hatch);
+# from 1.01 h with the spectrum term against the hatch (item 30).
 _LAYOUT_PATH = {"margin": 32, "tv_weight": 5.0, "content_weight": 1.0}
 _COMPOSITION_VII = {**_LAYOUT_PATH, "teacher_weight": 600.0}
 _UDNIE = {**_LAYOUT_PATH, "teacher_weight": 1500.0}
@@ -59,10 +60,11 @@ RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
         (0.56, {**_COMPOSITION_VII, "crop": 128, "style_weight": 2e5, "teacher_style_mix": 0.6}),
         # larger crops for the strokes' scale, then more style
         (1.01, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2e5, "teacher_style_mix": 0.6}),
-        (1.59, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2.5e5, "teacher_style_mix": 0.6}),
+        (1.59, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2.5e5, "teacher_style_mix": 0.6,
+                "spectrum_weight": 3.0}),
         # the stability term against the hatch, annealed
         (1.965, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2.5e5, "teacher_style_mix": 0.4,
-                 "stability_weight": 200.0, "lr_decay": 3e-4}),
+                 "stability_weight": 200.0, "lr_decay": 3e-4, "spectrum_weight": 3.0}),
     ],
     # udnie's is composition_vii's item 23 path with item 11's stronger style (which passed our
     # AdaIN's style distance but grew olive ovals in flat areas late): the layout term is what
