@@ -61,10 +61,10 @@ RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
         # larger crops for the strokes' scale, then more style
         (1.01, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2e5, "teacher_style_mix": 0.6}),
         (1.59, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2.5e5, "teacher_style_mix": 0.6,
-                "spectrum_weight": 3.0}),
+                "spectrum_weight": 10.0}),
         # the stability term against the hatch, annealed
         (1.965, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2.5e5, "teacher_style_mix": 0.4,
-                 "stability_weight": 200.0, "lr_decay": 3e-4, "spectrum_weight": 3.0}),
+                 "stability_weight": 200.0, "lr_decay": 3e-4, "spectrum_weight": 10.0}),
     ],
     # udnie's is composition_vii's item 23 path with item 11's stronger style (which passed our
     # AdaIN's style distance but grew olive ovals in flat areas late): the layout term is what
