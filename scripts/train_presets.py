@@ -47,8 +47,9 @@ FIRST = "starry_night"
 # phase's otherwise), and every phase starts from the one before with its optimizer state.
 # composition_vii's is item 23's schedule (the one that painted no dome), with the style weight
 # at 2.5e5 from 1.01 h rather than 2.3e5 (item 23 was 0.5% behind our AdaIN's style distance):
-# benchmarks/fast-training.md item 27, not yet past our AdaIN (style 0.3% behind, the hatch);
-# from 1.01 h with the spectrum term against the hatch (item 30).
+# benchmarks/fast-training.md item 27 (style 0.3% behind, the hatch); from 1.01 h with the
+# spectrum term against the hatch, item 30: style past our AdaIN's, content 3.8% behind, the
+# bands crossed into a diamond lattice.
 _LAYOUT_PATH = {"margin": 32, "tv_weight": 5.0, "content_weight": 1.0}
 _COMPOSITION_VII = {**_LAYOUT_PATH, "teacher_weight": 600.0}
 _UDNIE = {**_LAYOUT_PATH, "teacher_weight": 1500.0}
