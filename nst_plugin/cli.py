@@ -161,6 +161,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         f"of each crop, so a texture is not painted as bands ({f.spectrum_weight:g}: off)",
     )
     fast.add_argument(
+        "--spectrum-peak-weight",
+        type=float,
+        help="weight of a term charging the output's largest spectral excesses over our "
+        f"AdaIN's rendering, so no band or lattice is painted ({f.spectrum_peak_weight:g}: off)",
+    )
+    fast.add_argument(
         "--fine-content-weight",
         type=float,
         help="weight of a second content term at relu1_1, that charges blobs where the photo "

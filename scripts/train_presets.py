@@ -62,10 +62,11 @@ RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
         # larger crops for the strokes' scale, then more style
         (1.01, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2e5, "teacher_style_mix": 0.6}),
         (1.59, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2.5e5, "teacher_style_mix": 0.6,
-                "spectrum_weight": 10.0}),
+                "spectrum_weight": 5.0, "spectrum_peak_weight": 0.5}),
         # the stability term against the hatch, annealed
         (1.965, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2.5e5, "teacher_style_mix": 0.4,
-                 "stability_weight": 200.0, "lr_decay": 3e-4, "spectrum_weight": 10.0}),
+                 "stability_weight": 200.0, "lr_decay": 3e-4, "spectrum_weight": 5.0,
+                 "spectrum_peak_weight": 0.5}),
     ],
     # udnie's is composition_vii's item 23 path with item 11's stronger style (which passed our
     # AdaIN's style distance but grew olive ovals in flat areas late): the layout term is what
@@ -120,6 +121,8 @@ def main() -> None:
                     help="noise stability term's weight, for all")  # fmt: skip
     ap.add_argument("--spectrum-weight", type=float, default=None,
                     help="power spectrum term's weight against our AdaIN, for all")  # fmt: skip
+    ap.add_argument("--spectrum-peak-weight", type=float, default=None,
+                    help="spectral peak term's weight against our AdaIN, for all")  # fmt: skip
     ap.add_argument("--lr-decay", type=float, default=None,
                     help="learning rate = lr / (1 + decay * step), for all")  # fmt: skip
     ap.add_argument("--batch-gram", action=argparse.BooleanOptionalAction, default=None,
@@ -139,7 +142,8 @@ def main() -> None:
                  "style_tap_weights": args.style_tap_weights,
                  "regularity_weight": args.regularity_weight,
                  "stability_weight": args.stability_weight,
-                 "spectrum_weight": args.spectrum_weight}  # fmt: skip
+                 "spectrum_weight": args.spectrum_weight,
+                 "spectrum_peak_weight": args.spectrum_peak_weight}  # fmt: skip
     names = args.only or list(PRESETS)
     if args.recipe:
         given = [k for k, v in overrides.items() if v is not None]

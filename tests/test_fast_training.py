@@ -647,6 +647,32 @@ def test_spectrum_term_charges_bands_not_an_irregular_texture_of_the_same_power(
     assert np.isfinite(losses["spectrum"]) and losses["spectrum"] > 0
 
 
+def test_spectrum_peak_term_charges_bands_but_not_less_texture_than_the_teacher():
+    """Against a noise teacher: bands of the same power cost far more than other noise; a flat
+    output (less texture, none of it in excess) and a fainter copy of the teacher (the same
+    shape at a lower level) cost nothing; a trainer with the term logs it, finite."""
+    gen = torch.Generator().manual_seed(1)
+    teacher = 0.5 + 0.1 * torch.randn(1, 3, 64, 64, generator=gen)
+    other = 0.5 + 0.1 * torch.randn(1, 3, 64, 64, generator=gen)
+    y, x = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    bands = (0.5 + 0.1 * 2**0.5 * torch.sin(2 * torch.pi * (x + y) / 16)).expand(1, 3, 64, 64)
+    peak = fast.spectrum_peak_loss
+    assert float(peak(other, teacher)) < float(peak(bands, teacher)) / 5
+    assert float(peak(torch.full((1, 3, 64, 64), 0.5), teacher)) == 0.0
+    fainter = 0.5 + (teacher - 0.5) / 2
+    assert float(peak(fainter, teacher)) < 1e-6
+
+    photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
+    settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
+    with pytest.raises(InputError, match="spectrum peak weight must be 0 or more"):
+        FastTrainer(random_vgg(), [photo], make_image(32, 32)[None],
+                    replace(settings, spectrum_peak_weight=-1), teachers=[photo])  # fmt: skip
+    peaked = replace(settings, spectrum_peak_weight=0.5)
+    trainer = FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], peaked, teachers=[photo])
+    losses = trainer.step()
+    assert np.isfinite(losses["spectrum_peak"]) and losses["spectrum_peak"] > 0
+
+
 def test_teacher_images_are_computed_once_and_kept_for_the_next_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -534,6 +534,9 @@ class FastSettings:
     # weight of a term comparing the output's power spectrum with the teacher's rendering's
     # (fast.spectrum_loss); 0: off, and no teacher is needed unless another term asks for one
     spectrum_weight: float = 0.0
+    # weight of a term charging the output's largest spectral excesses over the teacher's
+    # rendering's (fast.spectrum_peak_loss: bands and lattices); 0: off
+    spectrum_peak_weight: float = 0.0
     # the style term's weight at relu1_1, relu2_1, relu3_1, relu4_1 and relu5_1
     # (fast.style_tap_weights); the default is the paper's four layers alike
     style_tap_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 0.0)
@@ -561,6 +564,7 @@ class FastSettings:
             or self.teacher_content_weight > 0
             or self.teacher_style_mix > 0
             or self.spectrum_weight > 0
+            or self.spectrum_peak_weight > 0
         )
 
 
@@ -637,6 +641,7 @@ class FastTrainer(Trainer):
             "teacher_content_weight",
             "stability_weight",
             "spectrum_weight",
+            "spectrum_peak_weight",
         ):
             if getattr(s, name) < 0:
                 raise InputError(f"{name.replace('_', ' ')} must be 0 or more")
@@ -723,6 +728,8 @@ class FastTrainer(Trainer):
                 parts["layout"] = fast.layout_loss(out, teachers)
             if s.spectrum_weight > 0 and teachers is not None:
                 parts["spectrum"] = fast.spectrum_loss(out, teachers)
+            if s.spectrum_peak_weight > 0 and teachers is not None:
+                parts["spectrum_peak"] = fast.spectrum_peak_loss(out, teachers)
             if s.regularity_weight > 0:
                 excess = fast.regularity(out) - fast.regularity(photo)
                 parts["regularity"] = excess.clamp_min(0).mean()
@@ -744,6 +751,7 @@ class FastTrainer(Trainer):
                 + s.teacher_content_weight * parts.get("teacher_content", 0.0)
                 + s.stability_weight * parts.get("stability", 0.0)
                 + s.spectrum_weight * parts.get("spectrum", 0.0)
+                + s.spectrum_peak_weight * parts.get("spectrum_peak", 0.0)
             )
             losses = {k: v.item() for k, v in parts.items()}
         self._update(loss)
