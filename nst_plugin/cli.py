@@ -109,6 +109,13 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
     f = FastSettings()
     fast.add_argument("--width", type=int, help=f"network width ({f.width})")
     fast.add_argument("--blocks", type=int, help=f"residual blocks ({f.blocks})")
+    fast.add_argument(
+        "--noise-channels",
+        type=int,
+        help="Gaussian noise channels fed beside the photo, so flat areas need not repeat a "
+        "texture; on --resume or --init a file without them gets them, zero-weighted "
+        f"({f.noise_channels}: none)",
+    )
     fast.add_argument("--tv-weight", type=float, help=f"total variation weight ({f.tv_weight:g})")
     fast.add_argument(
         "--histogram-weight",

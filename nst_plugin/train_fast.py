@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from .devices import resolve_device
+from .engine import fast
 from .engine.encoders import load_encoder
 from .engine.errors import InputError
 from .engine.style_models import (
@@ -100,10 +101,10 @@ def train_fast(
             k: v for k, v in old_info.settings.items() if k in FastSettings.__dataclass_fields__
         }
         train_settings = FastSettings(**{**recorded, **overrides})
+        net, config, adam = _grown(net, config, train_settings, tensors)
         if train_settings.net_config() != config:
             raise InputError(f"{out_path} holds a {config} network; cannot resume with another")
         state = TrainState(**old_info.state)
-        adam = {k: v for k, v in tensors.items() if k.startswith("adam.")}
         given = {**{k: getattr(old_info, k) for k in INFO_FIELDS}, **given}
         # the painting's size sets the strokes' scale: a resumed run keeps the recorded one
         if style_size is None:
@@ -112,6 +113,7 @@ def train_fast(
         train_settings = FastSettings(**overrides)
         if init:
             net, config, _, _ = load_style_model(init)
+            net, config, _ = _grown(net, config, train_settings, {})
             if config != train_settings.net_config():
                 raise InputError(f"--init {init} holds a {config} network, not the one asked for")
             net.requires_grad_(True)
@@ -170,6 +172,21 @@ def train_fast(
         quiet=quiet,
     )
     return trainer.state
+
+
+def _grown(
+    net: torch.nn.Sequential,
+    config: fast.NetConfig,
+    settings: FastSettings,
+    tensors: dict[str, torch.Tensor],
+) -> tuple[torch.nn.Sequential, fast.NetConfig, dict[str, torch.Tensor]]:
+    """A file's network and Adam state, given the noise channels the settings ask for when the
+    file has none (`fast.with_noise_input`); otherwise as they are."""
+    adam = {k: v for k, v in tensors.items() if k.startswith("adam.")}
+    if settings.noise_channels > 0 and not config.noise_channels:
+        net, config, grown = fast.with_noise_input(net, config, settings.noise_channels, adam)
+        return net, config, grown or {}
+    return net, config, adam
 
 
 def _teachers(

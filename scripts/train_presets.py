@@ -53,20 +53,22 @@ FIRST = "starry_night"
 _LAYOUT_PATH = {"margin": 32, "tv_weight": 5.0, "content_weight": 1.0}
 _COMPOSITION_VII = {**_LAYOUT_PATH, "teacher_weight": 600.0}
 _UDNIE = {**_LAYOUT_PATH, "teacher_weight": 1500.0}
+_AGAINST_LATTICE = {"noise_channels": 1, "spectrum_weight": 5.0, "spectrum_peak_weight": 3.0}
 RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
     "composition_vii": [
         # the colour-layout term against our AdaIN, against a painted dome in wide skies
         (0.24, {**_COMPOSITION_VII, "crop": 128, "style_weight": 2e5, "teacher_style_mix": 0.6,
                 "teacher_weight": 200.0}),
         (0.56, {**_COMPOSITION_VII, "crop": 128, "style_weight": 2e5, "teacher_style_mix": 0.6}),
-        # larger crops for the strokes' scale, then more style
-        (1.01, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2e5, "teacher_style_mix": 0.6}),
-        (1.59, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2.5e5, "teacher_style_mix": 0.6,
-                "spectrum_weight": 5.0, "spectrum_peak_weight": 0.5}),
+        # larger crops for the strokes' scale, then more style; noise to paint flat areas'
+        # texture from and the spectral terms against the lattice
+        (1.01, {**_COMPOSITION_VII, **_AGAINST_LATTICE, "crop": 192, "style_weight": 2e5,
+                "teacher_style_mix": 0.6}),
+        (1.59, {**_COMPOSITION_VII, **_AGAINST_LATTICE, "crop": 192, "style_weight": 2.5e5,
+                "teacher_style_mix": 0.6}),
         # the stability term against the hatch, annealed
-        (1.965, {**_COMPOSITION_VII, "crop": 192, "style_weight": 2.5e5, "teacher_style_mix": 0.4,
-                 "stability_weight": 200.0, "lr_decay": 3e-4, "spectrum_weight": 5.0,
-                 "spectrum_peak_weight": 0.5}),
+        (1.965, {**_COMPOSITION_VII, **_AGAINST_LATTICE, "crop": 192, "style_weight": 2.5e5,
+                 "teacher_style_mix": 0.4, "stability_weight": 200.0, "lr_decay": 3e-4}),
     ],
     # udnie's is composition_vii's item 23 path with item 11's stronger style (which passed our
     # AdaIN's style distance but grew olive ovals in flat areas late): the layout term is what
@@ -121,6 +123,8 @@ def main() -> None:
                     help="noise stability term's weight, for all")  # fmt: skip
     ap.add_argument("--spectrum-weight", type=float, default=None,
                     help="power spectrum term's weight against our AdaIN, for all")  # fmt: skip
+    ap.add_argument("--noise-channels", type=int, default=None,
+                    help="noise channels beside the photo, for all")  # fmt: skip
     ap.add_argument("--spectrum-peak-weight", type=float, default=None,
                     help="spectral peak term's weight against our AdaIN, for all")  # fmt: skip
     ap.add_argument("--lr-decay", type=float, default=None,
@@ -143,7 +147,8 @@ def main() -> None:
                  "regularity_weight": args.regularity_weight,
                  "stability_weight": args.stability_weight,
                  "spectrum_weight": args.spectrum_weight,
-                 "spectrum_peak_weight": args.spectrum_peak_weight}  # fmt: skip
+                 "spectrum_peak_weight": args.spectrum_peak_weight,
+                 "noise_channels": args.noise_channels}  # fmt: skip
     names = args.only or list(PRESETS)
     if args.recipe:
         given = [k for k, v in overrides.items() if v is not None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -705,3 +706,43 @@ def test_teacher_images_are_computed_once_and_kept_for_the_next_start(
         f.write_bytes(b"not a tensor file")
     repaired = tf._teachers(photos, painting, tmp_path, quiet=True)
     assert all(torch.equal(a, b) for a, b in zip(first, repaired, strict=True))
+
+
+def test_noise_input_gives_a_flat_photo_texture_that_does_not_repeat_and_trains(
+    photos, painting, tmp_path
+):
+    """A flat photo through a network without noise comes out the same at every position away
+    from the border; with a noise channel (weights made non-zero) it varies, and the same photo
+    gives the same picture twice. A file without noise grows it on --resume unchanged in
+    output, then trains, resumes identically, and loads with its noise."""
+    torch.manual_seed(0)
+    plain = fast.make_net(fast.NetConfig(width=4, blocks=1)).eval()
+    flat = torch.full((1, 3, 64, 64), 0.5)
+    with torch.no_grad():
+        inner = plain(flat)[..., 16:48, 16:48]
+        assert float((inner - inner.mean((-2, -1), keepdim=True)).abs().max()) < 1e-5
+        noisy, config, _ = fast.with_noise_input(plain, fast.NetConfig(width=4, blocks=1), 1)
+        noisy.eval()
+        assert config.noise_channels == 1 and torch.equal(noisy(flat), plain(flat))
+        noisy[2].weight[:, 3:] = 0.5  # the first convolution's noise weights
+        inner = noisy(flat)[..., 16:48, 16:48]
+        assert float(inner.std((-2, -1)).min()) > 1e-3
+        assert torch.equal(noisy(flat), noisy(flat))
+
+    grown, again = tmp_path / "grown.safetensors", tmp_path / "again.safetensors"
+    _train(photos, painting, grown, 2)
+    before, _, _, _ = load_style_model(grown)
+    _train(photos, painting, grown, 2, resume=True, settings={"noise_channels": 1})
+    after, config, _, _ = load_style_model(grown)
+    assert config.noise_channels == 1 and isinstance(after[0], fast.NoiseInput)
+    image = make_image(40, 48)[None]
+    assert torch.allclose(fast.stylize(before, image, 8), fast.stylize(after, image, 8))
+    shutil.copy(grown, again)
+    _train(photos, painting, grown, 5, resume=True)
+    _train(photos, painting, again, 4, resume=True)
+    _train(photos, painting, again, 5, resume=True)
+    a, _ = read_style_model(grown)
+    b, _ = read_style_model(again)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(InputError, match="noise channels must be 0 or more"):
+        _train(photos, painting, tmp_path / "bad.safetensors", 1, settings={"noise_channels": -1})

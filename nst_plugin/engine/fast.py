@@ -33,7 +33,9 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
 - optionally (`stability_weight` in training) a charge on the output's change under faint input
   noise: see `stability_loss`;
 - optionally (`spectrum_weight`, `spectrum_peak_weight` in training) the output's power spectrum
-  against a teacher's rendering of the same crop: see `spectrum_loss`, `spectrum_peak_loss`.
+  against a teacher's rendering of the same crop: see `spectrum_loss`, `spectrum_peak_loss`;
+- optionally (`noise_channels` in the network's config) Gaussian noise channels beside the
+  photo's, after Ulyanov et al. 2016 ("Texture networks"): see `NoiseInput`.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class NetConfig:
     blocks: int = 5
     downsamplings: int = 3
     edge_kernel: int = 5
+    noise_channels: int = 0  # `NoiseInput`; 0: none, as in the paper
 
     @property
     def multiple(self) -> int:
@@ -124,10 +127,38 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+NOISE_SEED = 2016  # the field every inference draws: the same photo in, the same picture out
+
+
+class NoiseInput(nn.Module):
+    """Appends `channels` of unit Gaussian noise, one field for the whole batch, to the photo.
+
+    A departure from Johnson et al., after Ulyanov et al. 2016 ("Texture networks"), who feed
+    noise for the same reason: where the photo is flat, a convolutional network's input is the
+    same at every position, so any texture it paints there repeats on its own grid. That is
+    composition_vii's lattice over skies and walls (fast-training.md, items 29-31); with noise to
+    draw from, a texture there need not repeat. At inference the field comes from NOISE_SEED
+    (deterministic, and the same field for each frame of a video of one size); in training the
+    trainer sets `draw` each step, so the network cannot learn one field's details.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.draw = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        gen = torch.Generator().manual_seed(NOISE_SEED + (self.draw if self.training else 0))
+        noise = torch.randn(1, self.channels, h, w, generator=gen).to(x.device, x.dtype)
+        return torch.cat([x, noise.expand(b, -1, -1, -1)], 1)
+
+
 def make_net(config: NetConfig = NetConfig()) -> nn.Sequential:
     """Photo (B, 3, H, W) in 0..1 -> stylized image, same size; H and W multiples of 2^downs."""
-    k, c = config.edge_kernel, config.width
-    layers: list[nn.Module] = [*_conv(3, c, k), nn.ReLU()]
+    k, c, noise = config.edge_kernel, config.width, config.noise_channels
+    layers: list[nn.Module] = [NoiseInput(noise)] if noise else []
+    layers += [*_conv(3 + noise, c, k), nn.ReLU()]
     for _ in range(config.downsamplings):
         layers += [*_conv(c, 2 * c, 3, stride=2), _norm(2 * c), nn.ReLU()]
         c *= 2
@@ -140,6 +171,34 @@ def make_net(config: NetConfig = NetConfig()) -> nn.Sequential:
         c //= 2
     layers += _conv(c, 3, k)
     return nn.Sequential(*layers)
+
+
+def with_noise_input(
+    net: nn.Sequential,
+    config: NetConfig,
+    channels: int,
+    adam: dict[str, torch.Tensor] | None = None,
+) -> tuple[nn.Sequential, NetConfig, dict[str, torch.Tensor] | None]:
+    """A trained network without noise input, given `channels` of it: the first convolution's
+    new input weights (and their Adam moments) start at zero, so the output is unchanged until
+    training finds a use for the noise. Adam's tensors are keyed by parameter index, which the
+    parameter-free `NoiseInput` leaves as it was."""
+    grown = NetConfig(**{**config.to_dict(), "noise_channels": channels})
+    new = make_net(grown)
+    state = net.state_dict()
+    first = next(k for k in state if k.endswith("weight"))  # the first convolution's
+    pad = (0, 0, 0, 0, 0, channels)  # zeros after the 3 photo channels (dim 1)
+    state[first] = F.pad(state[first], pad)
+    # the same modules, one place further on behind NoiseInput
+    shifted = {f"{int(k.split('.', 1)[0]) + 1}.{k.split('.', 1)[1]}": v for k, v in state.items()}
+    new.load_state_dict(shifted)
+    if adam is not None:
+        adam = dict(adam)
+        for moment in ("exp_avg", "exp_avg_sq"):
+            key = f"adam.0.{moment}"
+            if key in adam:
+                adam[key] = F.pad(adam[key], pad)
+    return new, grown, adam
 
 
 @torch.no_grad()

@@ -554,9 +554,13 @@ class FastSettings:
     blocks: int = 5
     downsamplings: int = 3
     edge_kernel: int = 5
+    # Gaussian noise channels fed beside the photo (fast.NoiseInput); 0: none, as in the paper
+    noise_channels: int = 0
 
     def net_config(self) -> fast.NetConfig:
-        return fast.NetConfig(self.width, self.blocks, self.downsamplings, self.edge_kernel)
+        return fast.NetConfig(
+            self.width, self.blocks, self.downsamplings, self.edge_kernel, self.noise_channels
+        )
 
     def needs_teachers(self) -> bool:
         return (
@@ -620,6 +624,8 @@ class FastTrainer(Trainer):
     def _check(
         photos: list[torch.Tensor], s: FastSettings, teachers: list[torch.Tensor] | None
     ) -> None:
+        if s.noise_channels < 0:
+            raise InputError(f"noise channels must be 0 or more, got {s.noise_channels}")
         multiple = s.net_config().multiple
         if s.crop % multiple or s.crop < 4 * multiple:
             raise InputError(
@@ -689,6 +695,8 @@ class FastTrainer(Trainer):
         seen, (rows, cols), teachers = self.batch(self.state.step)
         seen = self._to_device(seen)
         teachers = None if teachers is None else self._to_device(teachers)
+        if isinstance(self.net[0], fast.NoiseInput):  # a new field each step, a function of it
+            self.net[0].draw = self.state.step + 1
         t1 = time.perf_counter()
         with autocast(self.device):
             out = self.net(seen)[..., rows, cols]
