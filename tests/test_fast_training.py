@@ -635,17 +635,26 @@ def test_spectrum_term_charges_bands_not_an_irregular_texture_of_the_same_power(
     faint = flat + 1e-4 * torch.randn(1, 3, 64, 64, generator=gen)
     assert float(fast.spectrum_loss(faint, flat)) == 0.0
 
+    assert _teacher_term_step("spectrum_weight")["spectrum"] > 0
+
+
+def _teacher_term_step(weight: str) -> dict[str, float]:
+    """One step of a tiny trainer with a teacher term's `weight` at 0.5 (its losses, checked
+    finite), after a negative weight and a missing teacher were refused."""
     photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
     settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
-    with pytest.raises(InputError, match="spectrum weight must be 0 or more"):
+    with pytest.raises(InputError, match=f"{weight.replace('_', ' ')} must be 0 or more"):
         FastTrainer(random_vgg(), [photo], make_image(32, 32)[None],
-                    replace(settings, spectrum_weight=-1), teachers=[photo])  # fmt: skip
-    banded = replace(settings, spectrum_weight=0.5)
+                    replace(settings, **{weight: -1}), teachers=[photo])  # fmt: skip
+    with_term = replace(settings, **{weight: 0.5})
     with pytest.raises(InputError, match="a teacher term needs one teacher image per photo"):
-        FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], banded)
-    trainer = FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], banded, teachers=[photo])
+        FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], with_term)
+    trainer = FastTrainer(
+        random_vgg(), [photo], make_image(32, 32)[None], with_term, teachers=[photo]
+    )
     losses = trainer.step()
-    assert np.isfinite(losses["spectrum"]) and losses["spectrum"] > 0
+    assert all(np.isfinite(v) for v in losses.values())
+    return losses
 
 
 def test_spectrum_peak_term_charges_bands_but_not_less_texture_than_the_teacher():
@@ -663,15 +672,7 @@ def test_spectrum_peak_term_charges_bands_but_not_less_texture_than_the_teacher(
     fainter = 0.5 + (teacher - 0.5) / 2
     assert float(peak(fainter, teacher)) < 1e-6
 
-    photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
-    settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
-    with pytest.raises(InputError, match="spectrum peak weight must be 0 or more"):
-        FastTrainer(random_vgg(), [photo], make_image(32, 32)[None],
-                    replace(settings, spectrum_peak_weight=-1), teachers=[photo])  # fmt: skip
-    peaked = replace(settings, spectrum_peak_weight=0.5)
-    trainer = FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], peaked, teachers=[photo])
-    losses = trainer.step()
-    assert np.isfinite(losses["spectrum_peak"]) and losses["spectrum_peak"] > 0
+    assert _teacher_term_step("spectrum_peak_weight")["spectrum_peak"] > 0
 
 
 def test_teacher_images_are_computed_once_and_kept_for_the_next_start(
