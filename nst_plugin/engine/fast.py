@@ -137,7 +137,8 @@ class NoiseInput(nn.Module):
     noise for the same reason: where the photo is flat, a convolutional network's input is the
     same at every position, so any texture it paints there repeats on its own grid. That is
     composition_vii's lattice over skies and walls (fast-training.md, items 29-31); with noise to
-    draw from, a texture there need not repeat. At inference the field comes from NOISE_SEED
+    draw from, a texture there need not repeat (item 32: the lattice became an irregular crackle,
+    which the Gram term still asks for). At inference the field comes from NOISE_SEED
     (deterministic, and the same field for each frame of a video of one size); in training the
     trainer sets `draw` each step, so the network cannot learn one field's details.
     """
