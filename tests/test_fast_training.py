@@ -640,17 +640,19 @@ def test_spectrum_term_charges_bands_not_an_irregular_texture_of_the_same_power(
 
 def _teacher_term_step(weight: str) -> dict[str, float]:
     """One step of a tiny trainer with a teacher term's `weight` at 0.5 (its losses, checked
-    finite), after a negative weight and a missing teacher were refused."""
+    finite), after a negative weight and a missing teacher were refused. The teacher is flat,
+    so whatever texture the untrained network paints is in excess of it."""
     photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
+    flat = torch.full_like(photo, 128)
     settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
     with pytest.raises(InputError, match=f"{weight.replace('_', ' ')} must be 0 or more"):
         FastTrainer(random_vgg(), [photo], make_image(32, 32)[None],
-                    replace(settings, **{weight: -1}), teachers=[photo])  # fmt: skip
+                    replace(settings, **{weight: -1}), teachers=[flat])  # fmt: skip
     with_term = replace(settings, **{weight: 0.5})
     with pytest.raises(InputError, match="a teacher term needs one teacher image per photo"):
         FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], with_term)
     trainer = FastTrainer(
-        random_vgg(), [photo], make_image(32, 32)[None], with_term, teachers=[photo]
+        random_vgg(), [photo], make_image(32, 32)[None], with_term, teachers=[flat]
     )
     losses = trainer.step()
     assert all(np.isfinite(v) for v in losses.values())
