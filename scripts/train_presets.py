@@ -90,6 +90,28 @@ RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
 }  # fmt: skip
 
 
+# settings a call may override for every preset (not with --recipe): FastSettings field,
+# argument type, help
+OVERRIDES: list[tuple[str, type, str]] = [
+    ("style_weight", float, "override for all"),
+    ("crop", int, "training crop (px), override for all"),
+    ("tv_weight", float, "total-variation weight, for all"),
+    ("margin", int, "unscored px around crops, for all"),
+    ("histogram_weight", float, "channel histogram style term's weight, for all"),
+    ("teacher_weight", float, "colour-layout term's weight against our AdaIN, for all"),
+    ("content_weight", float, "relu2_2 content term's weight against the photo, for all"),
+    ("teacher_content_weight", float, "relu2_2 content term's weight against our AdaIN, for all"),
+    ("teacher_style_mix", float, "share of crop Gram targets from our AdaIN, for all"),
+    ("fine_content_weight", float, "relu1_1 content term's weight, for all"),
+    ("regularity_weight", float, "texture regularity term's weight, for all"),
+    ("stability_weight", float, "noise stability term's weight, for all"),
+    ("spectrum_weight", float, "power spectrum term's weight against our AdaIN, for all"),
+    ("spectrum_peak_weight", float, "spectral peak term's weight against our AdaIN, for all"),
+    ("noise_channels", int, "noise channels beside the photo, for all"),
+    ("lr_decay", float, "learning rate = lr / (1 + decay * step), for all"),
+]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--styles", required=True, help="folder holding the paintings")
@@ -98,58 +120,19 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", choices=list(PRESETS), help="these presets only")
     ap.add_argument("--minutes", type=float, default=40.0, help="time slice per preset")
     ap.add_argument("--steps", type=int, default=40_000, help="train each until this many steps")
-    ap.add_argument("--style-weight", type=float, default=None, help="override for all")
-    ap.add_argument("--crop", type=int, default=None, help="training crop (px), override for all")
-    ap.add_argument("--tv-weight", type=float, default=None, help="total-variation weight, for all")
+    for field, kind, help_text in OVERRIDES:
+        ap.add_argument(f"--{field.replace('_', '-')}", type=kind, default=None, help=help_text)
     ap.add_argument("--style-size", type=int, default=None,
                     help="painting's longer side (px), for all; resumes keep theirs")  # fmt: skip
-    ap.add_argument("--margin", type=int, default=None, help="unscored px around crops, for all")
-    ap.add_argument("--histogram-weight", type=float, default=None,
-                    help="channel histogram style term's weight, for all")  # fmt: skip
-    ap.add_argument("--teacher-weight", type=float, default=None,
-                    help="colour-layout term's weight against our AdaIN, for all")  # fmt: skip
-    ap.add_argument("--content-weight", type=float, default=None,
-                    help="relu2_2 content term's weight against the photo, for all")  # fmt: skip
-    ap.add_argument("--teacher-content-weight", type=float, default=None,
-                    help="relu2_2 content term's weight against our AdaIN, for all")  # fmt: skip
-    ap.add_argument("--teacher-style-mix", type=float, default=None,
-                    help="share of crop Gram targets from our AdaIN, for all")  # fmt: skip
-    ap.add_argument("--fine-content-weight", type=float, default=None,
-                    help="relu1_1 content term's weight, for all")  # fmt: skip
     ap.add_argument("--style-tap-weights", type=float, nargs=5, default=None, metavar="W",
                     help="style weight at relu1_1..relu5_1, for all")  # fmt: skip
-    ap.add_argument("--regularity-weight", type=float, default=None,
-                    help="texture regularity term's weight, for all")  # fmt: skip
-    ap.add_argument("--stability-weight", type=float, default=None,
-                    help="noise stability term's weight, for all")  # fmt: skip
-    ap.add_argument("--spectrum-weight", type=float, default=None,
-                    help="power spectrum term's weight against our AdaIN, for all")  # fmt: skip
-    ap.add_argument("--noise-channels", type=int, default=None,
-                    help="noise channels beside the photo, for all")  # fmt: skip
-    ap.add_argument("--spectrum-peak-weight", type=float, default=None,
-                    help="spectral peak term's weight against our AdaIN, for all")  # fmt: skip
-    ap.add_argument("--lr-decay", type=float, default=None,
-                    help="learning rate = lr / (1 + decay * step), for all")  # fmt: skip
     ap.add_argument("--batch-gram", action=argparse.BooleanOptionalAction, default=None,
                     help="style statistics pooled over the batch, for all")  # fmt: skip
     ap.add_argument("--recipe", action="store_true",
                     help="train by the preset's recipe (RECIPES), no setting flags")  # fmt: skip
     args = ap.parse_args()
-    overrides = {"style_weight": args.style_weight, "crop": args.crop,
-                 "tv_weight": args.tv_weight, "batch_gram": args.batch_gram,
-                 "margin": args.margin, "histogram_weight": args.histogram_weight,
-                 "teacher_weight": args.teacher_weight,
-                 "content_weight": args.content_weight,
-                 "teacher_content_weight": args.teacher_content_weight,
-                 "teacher_style_mix": args.teacher_style_mix,
-                 "fine_content_weight": args.fine_content_weight,
-                 "lr_decay": args.lr_decay,
-                 "style_tap_weights": args.style_tap_weights,
-                 "regularity_weight": args.regularity_weight,
-                 "stability_weight": args.stability_weight,
-                 "spectrum_weight": args.spectrum_weight,
-                 "spectrum_peak_weight": args.spectrum_peak_weight,
-                 "noise_channels": args.noise_channels}  # fmt: skip
+    overrides = {field: getattr(args, field) for field, _, _ in OVERRIDES}
+    overrides |= {"style_tap_weights": args.style_tap_weights, "batch_gram": args.batch_gram}
     names = args.only or list(PRESETS)
     if args.recipe:
         given = [k for k, v in overrides.items() if v is not None]

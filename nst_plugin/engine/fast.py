@@ -190,9 +190,8 @@ def with_noise_input(
     first = next(k for k in state if k.endswith("weight"))  # the first convolution's
     pad = (0, 0, 0, 0, 0, channels)  # zeros after the 3 photo channels (dim 1)
     state[first] = F.pad(state[first], pad)
-    # the same modules, one place further on behind NoiseInput
-    shifted = {f"{int(k.split('.', 1)[0]) + 1}.{k.split('.', 1)[1]}": v for k, v in state.items()}
-    new.load_state_dict(shifted)
+    # the same tensors in the same order: NoiseInput, in front, holds none
+    new.load_state_dict(dict(zip(new.state_dict(), state.values(), strict=True)))
     if adam is not None:
         adam = dict(adam)
         for moment in ("exp_avg", "exp_avg_sq"):
