@@ -142,6 +142,13 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         f"crop instead of the whole painting ({f.teacher_style_mix:g}: the painting's alone)",
     )
     fast.add_argument(
+        "--detail-threshold",
+        type=float,
+        help="photo gradient under which a spot counts as flat: the painting's style is asked "
+        f"only of the rest, so plain skies get no texture of their own ({f.detail_threshold:g}: "
+        "every spot)",
+    )
+    fast.add_argument(
         "--style-tap-weights",
         type=float,
         nargs=5,

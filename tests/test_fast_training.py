@@ -106,6 +106,44 @@ def test_batch_gram_asks_the_batch_not_each_crop_for_the_paintings_statistics():
     assert float(over_batch) < 1e-12 < float(per_crop)
 
 
+def test_detail_mask_leaves_the_paintings_statistics_unasked_of_flat_photo_crops():
+    """A flat photo is all flat, a busy one all detail; under an all-detail mask the painting's
+    term is the unmasked one, under an all-flat one it is nothing and only the teacher's share
+    is left; a trainer on a flat photo with mix 0 then owes no style, on a busy one it does."""
+    flat_photo = torch.full((2, 3, 40, 40), 0.4)
+    busy_photo = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    assert float(fast.detail_mask(flat_photo, 0.01).max()) == 0.0
+    assert float(fast.detail_mask(busy_photo, 0.01).min()) == 1.0
+
+    gen = torch.Generator().manual_seed(1)
+    feats = {t: torch.rand(2, 4, 8, 8, generator=gen) for t in fast.FEATURE_TAPS}
+    scales = {t: torch.tensor(1.0) for t in fast.FEATURE_TAPS}
+    painting = fast.style_grams({t: torch.rand(1, 4, 8, 8, generator=gen) for t in feats}, scales)
+    teacher = fast.teacher_grams({t: torch.rand(2, 4, 8, 8, generator=gen) for t in feats}, scales)
+    args = (feats, feats[fast.CONTENT_TAP], painting, scales, torch.rand(2, 3, 32, 32))
+    plain = float(fast.perceptual_losses(*args)["style"])
+    everywhere = torch.ones(2, 1, 32, 32)
+    assert float(fast.perceptual_losses(*args, detail=everywhere)["style"]) == pytest.approx(plain)
+    nowhere = torch.zeros(2, 1, 32, 32)
+    assert float(fast.perceptual_losses(*args, detail=nowhere)["style"]) == 0.0
+    taught_only = fast.perceptual_losses(*args, taught=teacher, mix=0.5, detail=nowhere)["style"]
+    full_teacher = fast.perceptual_losses(*args, taught=teacher, mix=1.0)["style"]
+    assert float(taught_only) == pytest.approx(0.5 * float(full_teacher))
+
+    settings = FastSettings(
+        crop=32, batch_size=2, width=4, blocks=1, recon_steps=0, detail_threshold=0.01
+    )
+    flat = torch.full((3, 48, 48), 100, dtype=torch.uint8)
+    busy = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
+    style = make_image(32, 32)[None]
+    assert FastTrainer(random_vgg(), [flat], style, settings).step()["style"] == 0.0
+    assert FastTrainer(random_vgg(), [busy], style, settings).step()["style"] > 0
+    with pytest.raises(InputError, match="detail threshold must be 0 or more, got -1"):
+        FastTrainer(random_vgg(), [busy], style, replace(settings, detail_threshold=-1))
+    with pytest.raises(InputError, match="detail threshold asks each crop, batch Gram the batch"):
+        FastTrainer(random_vgg(), [busy], style, replace(settings, batch_gram=True))
+
+
 def test_histogram_term_charges_a_gram_match_made_of_saturated_spots():
     """Half the pixels at sqrt(2) and half at 0 have the Gram matrix of a painting that is 1
     everywhere, so the Gram term is blind to the blob; the histogram term is not, and is zero

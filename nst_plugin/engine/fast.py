@@ -34,6 +34,8 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
   noise: see `stability_loss`;
 - optionally (`spectrum_weight`, `spectrum_peak_weight` in training) the output's power spectrum
   against a teacher's rendering of the same crop: see `spectrum_loss`, `spectrum_peak_loss`;
+- optionally (`detail_threshold` in training) the painting's share of the style term asked
+  only of the spots where the photo has structure: see `detail_mask`, `perceptual_losses`;
 - optionally (`noise_channels` in the network's config) Gaussian noise channels beside the
   photo's, after Ulyanov et al. 2016 ("Texture networks"): see `NoiseInput`.
 """
@@ -241,6 +243,24 @@ def teacher_grams(
     return {t: gram_matrix(teacher_feats[t].float() / scales[t]) for t in taps}
 
 
+DETAIL_SIGMA = 4.0  # px: the spread over which the photo's edges count as one spot's detail
+
+
+def detail_mask(photo: torch.Tensor, threshold: float) -> torch.Tensor:
+    """(B, 1, H, W) in 0..1: where the photo has structure. 0 where its luminance gradient
+    (|dY/dx| + |dY/dy| after a 1 px blur against grain, averaged over `DETAIL_SIGMA`) is under
+    half `threshold`, 1 from `threshold` up, a linear ramp between so the mask has no edge of
+    its own. On the training photos at 288 px, a clear sky reads under 0.007 and a median spot
+    0.012.
+    """
+    y = rgb_to_yiq(photo.float())[:, :1]
+    y = gaussian_blur(y, 1.0)
+    gy = F.pad((y[..., 1:, :] - y[..., :-1, :]).abs(), (0, 0, 0, 1))
+    gx = F.pad((y[..., :, 1:] - y[..., :, :-1]).abs(), (0, 1, 0, 0))
+    spread = gaussian_blur(gx + gy, DETAIL_SIGMA)
+    return ((spread - threshold / 2) / (threshold / 2)).clamp(0, 1)
+
+
 HISTOGRAM_QUANTILES = 4096
 
 
@@ -411,6 +431,7 @@ def perceptual_losses(
     histograms: Mapping[str, torch.Tensor] | None = None,
     fine_target: torch.Tensor | None = None,
     teacher_target: torch.Tensor | None = None,
+    detail: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The paper's feature reconstruction, style reconstruction and total-variation losses.
     `grams` are the painting's (1, C, C) a tap, each tap's term weighted by `tap_weights`
@@ -428,6 +449,14 @@ def perceptual_losses(
     `batch_gram` only the painting's share is pooled, so it asks the batch, not each crop, for
     the painting's colours, and no longer fights the teacher's layout crop by crop (on udnie
     the freedom went to dark grey blobs in corners and on a forehead: fast-training.md, item 13).
+
+    With `detail` (`detail_mask` of the photo crops, at the output's size) the painting's share
+    is asked only of the spots where the photo has structure, a departure too: each crop's Gram
+    there (Gatys et al. 2017's guided Gram matrix) against the painting's, weighted by the
+    crop's share of detail, so a crop of plain sky owes the painting nothing and only the
+    teacher's share and the content terms say what goes there. Any texture the whole-crop Gram
+    asks of a flat sky can only repeat on the network's grid (fast-training.md, items 29-32:
+    every run painted a hatch, a lattice or a crackle over every flat area).
 
     With `histograms` (from `style_histograms`) a "histogram" term is added, also a departure:
     a Gram matrix is matched as well by a few saturated activations as by many moderate ones
@@ -450,9 +479,15 @@ def perceptual_losses(
     content = F.mse_loss(out_feats[CONTENT_TAP].float() / sc, content_target.float() / sc)
     style = output.new_zeros((), dtype=torch.float32)
     for tap in grams:
-        g = gram_matrix(out_feats[tap].float() / scales[tap])
-        own = g.mean(0, keepdim=True) if batch_gram else g
-        term = F.mse_loss(own, grams[tap].expand_as(own))
+        f = out_feats[tap].float() / scales[tap]
+        g = gram_matrix(f)
+        if detail is None:
+            own = g.mean(0, keepdim=True) if batch_gram else g
+            term = F.mse_loss(own, grams[tap].expand_as(own))
+        else:
+            guided = gram_matrix(f, F.adaptive_avg_pool2d(detail.float(), f.shape[-2:]))
+            per_crop = (guided - grams[tap]).square().mean((1, 2))
+            term = (per_crop * detail.float().mean((1, 2, 3))).mean()
         if taught is not None:
             term = mix * F.mse_loss(g, taught[tap]) + (1.0 - mix) * term
         style = style + (tap_weights or {}).get(tap, 1.0) * term

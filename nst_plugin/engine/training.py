@@ -543,6 +543,9 @@ class FastSettings:
     # share of the style term comparing each crop with the teacher's rendering of that crop, the
     # rest the painting's (fast.perceptual_losses); 0: the painting's alone, as in the paper
     teacher_style_mix: float = 0.0
+    # photo luminance gradient under which a spot counts as flat: the painting's share of the
+    # style term is asked only of the rest (fast.detail_mask); 0: of every spot, as in the paper
+    detail_threshold: float = 0.0
     # px of photo the network sees around each crop and the losses do not, the crop at a random
     # offset in it: with the crop's edge never scored, the network cannot learn to place the
     # painting's colours by their distance from the image's border (corner blobs, seen in udnie)
@@ -660,6 +663,10 @@ class FastTrainer(Trainer):
             )
         if not 0 <= s.teacher_style_mix <= 1:
             raise InputError(f"teacher style mix must be within 0..1, got {s.teacher_style_mix}")
+        if s.detail_threshold < 0:
+            raise InputError(f"detail threshold must be 0 or more, got {s.detail_threshold}")
+        if s.detail_threshold > 0 and s.batch_gram:
+            raise InputError("detail threshold asks each crop, batch Gram the batch: pick one")
         if s.needs_teachers() and (
             teachers is None
             or len(teachers) != len(photos)
@@ -731,6 +738,9 @@ class FastTrainer(Trainer):
                 histograms=self.histograms,
                 fine_target=targets.get(fast.FINE_CONTENT_TAP),
                 teacher_target=taught.get(fast.CONTENT_TAP),
+                detail=fast.detail_mask(photo, s.detail_threshold)
+                if s.detail_threshold > 0
+                else None,
             )
             if s.teacher_weight > 0 and teachers is not None:
                 parts["layout"] = fast.layout_loss(out, teachers)
