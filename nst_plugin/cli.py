@@ -149,6 +149,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         "every spot)",
     )
     fast.add_argument(
+        "--flat-tv-weight",
+        type=float,
+        help="weight of a total-variation term on the spots --detail-threshold calls flat, "
+        f"against texture painted over plain skies and walls ({f.flat_tv_weight:g}: off)",
+    )
+    fast.add_argument(
         "--style-tap-weights",
         type=float,
         nargs=5,

@@ -103,6 +103,7 @@ OVERRIDES: list[tuple[str, type, str]] = [
     ("teacher_content_weight", float, "relu2_2 content term's weight against our AdaIN, for all"),
     ("teacher_style_mix", float, "share of crop Gram targets from our AdaIN, for all"),
     ("detail_threshold", float, "gradient under which no painting style is asked, for all"),
+    ("flat_tv_weight", float, "total variation's weight on flat spots, for all"),
     ("fine_content_weight", float, "relu1_1 content term's weight, for all"),
     ("regularity_weight", float, "texture regularity term's weight, for all"),
     ("stability_weight", float, "noise stability term's weight, for all"),

@@ -144,6 +144,36 @@ def test_detail_mask_leaves_the_paintings_statistics_unasked_of_flat_photo_crops
         FastTrainer(random_vgg(), [busy], style, replace(settings, batch_gram=True))
 
 
+def test_flat_variation_charges_texture_only_where_the_photo_is_flat():
+    """On an all-flat mask it is the whole crop's total variation, on an all-detail one zero;
+    a trainer logs it (on a flat photo, painting from its noise input: all of its variation),
+    and refuses it without a threshold to say what is flat."""
+    out = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    tv = (out[..., 1:, :] - out[..., :-1, :]).abs().mean() + (
+        out[..., :, 1:] - out[..., :, :-1]
+    ).abs().mean()
+    assert float(fast.flat_variation(out, torch.zeros(2, 1, 32, 32))) == pytest.approx(float(tv))
+    assert float(fast.flat_variation(out, torch.ones(2, 1, 32, 32))) == 0.0
+    half = torch.ones(2, 1, 32, 32)
+    half[..., :16, :] = 0
+    assert 0.4 < float(fast.flat_variation(out, half)) / float(tv) < 0.6
+
+    settings = FastSettings(
+        crop=32, batch_size=2, width=4, blocks=1, recon_steps=0, flat_tv_weight=2.0,
+        noise_channels=1,
+    )  # fmt: skip
+    flat = torch.full((3, 48, 48), 100, dtype=torch.uint8)
+    style = make_image(32, 32)[None]
+    with pytest.raises(InputError, match="flat tv weight needs a detail threshold"):
+        FastTrainer(random_vgg(), [flat], style, settings)
+    with pytest.raises(InputError, match="flat tv weight must be 0 or more"):
+        FastTrainer(random_vgg(), [flat], style, replace(settings, flat_tv_weight=-1))
+    losses = FastTrainer(
+        random_vgg(), [flat], style, replace(settings, detail_threshold=0.01)
+    ).step()
+    assert losses["flat_tv"] == pytest.approx(losses["tv"], rel=1e-4) and losses["flat_tv"] > 0
+
+
 def test_histogram_term_charges_a_gram_match_made_of_saturated_spots():
     """Half the pixels at sqrt(2) and half at 0 have the Gram matrix of a painting that is 1
     everywhere, so the Gram term is blind to the blob; the histogram term is not, and is zero

@@ -36,6 +36,8 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
   against a teacher's rendering of the same crop: see `spectrum_loss`, `spectrum_peak_loss`;
 - optionally (`detail_threshold` in training) the painting's share of the style term asked
   only of the spots where the photo has structure: see `detail_mask`, `perceptual_losses`;
+- optionally (`flat_tv_weight` in training) a total-variation term on the photo's flat spots
+  alone: see `flat_variation`;
 - optionally (`noise_channels` in the network's config) Gaussian noise channels beside the
   photo's, after Ulyanov et al. 2016 ("Texture networks"): see `NoiseInput`.
 """
@@ -259,6 +261,23 @@ def detail_mask(photo: torch.Tensor, threshold: float) -> torch.Tensor:
     gx = F.pad((y[..., :, 1:] - y[..., :, :-1]).abs(), (0, 1, 0, 0))
     spread = gaussian_blur(gx + gy, DETAIL_SIGMA)
     return ((spread - threshold / 2) / (threshold / 2)).clamp(0, 1)
+
+
+def flat_variation(output: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
+    """The output's total variation on the photo's flat spots only (`1 - detail`), averaged
+    over the whole crop: a smoothness prior where the photo has nothing to paint by.
+
+    A departure from the paper, optional (`flat_tv_weight` in training). At item 27's and item
+    32's weights every term but the spectrum's, summed, already asks for less fine texture on
+    flat spots than the network paints there (`benchmarks/texture_demand.py`), yet no run has
+    trained the hatch away: the demand against it is weak (a few percent of the style term's
+    pull on detailed spots), so this term makes it strong where only the hatch can pay it.
+    """
+    flat = 1.0 - detail.float()
+    o = output.float()
+    dy = (o[..., 1:, :] - o[..., :-1, :]).abs() * flat[..., 1:, :]
+    dx = (o[..., :, 1:] - o[..., :, :-1]).abs() * flat[..., :, 1:]
+    return dy.mean() + dx.mean()
 
 
 HISTOGRAM_QUANTILES = 4096

@@ -546,6 +546,9 @@ class FastSettings:
     # photo luminance gradient under which a spot counts as flat: the painting's share of the
     # style term is asked only of the rest (fast.detail_mask); 0: of every spot, as in the paper
     detail_threshold: float = 0.0
+    # weight of a total-variation term on the spots detail_threshold calls flat
+    # (fast.flat_variation); 0: off
+    flat_tv_weight: float = 0.0
     # px of photo the network sees around each crop and the losses do not, the crop at a random
     # offset in it: with the crop's edge never scored, the network cannot learn to place the
     # painting's colours by their distance from the image's border (corner blobs, seen in udnie)
@@ -651,6 +654,7 @@ class FastTrainer(Trainer):
             "stability_weight",
             "spectrum_weight",
             "spectrum_peak_weight",
+            "flat_tv_weight",
         ):
             if getattr(s, name) < 0:
                 raise InputError(f"{name.replace('_', ' ')} must be 0 or more")
@@ -665,6 +669,8 @@ class FastTrainer(Trainer):
             raise InputError(f"teacher style mix must be within 0..1, got {s.teacher_style_mix}")
         if s.detail_threshold < 0:
             raise InputError(f"detail threshold must be 0 or more, got {s.detail_threshold}")
+        if s.flat_tv_weight > 0 and s.detail_threshold <= 0:
+            raise InputError("flat tv weight needs a detail threshold to say what is flat")
         if s.detail_threshold > 0 and s.batch_gram:
             raise InputError("detail threshold asks each crop, batch Gram the batch: pick one")
         if s.needs_teachers() and (
@@ -723,6 +729,7 @@ class FastTrainer(Trainer):
                     taught = self._teacher_features(teachers)
                 feats = self.encoder(out, self.feature_taps)
             t3 = self._clock()
+            detail = fast.detail_mask(photo, s.detail_threshold) if s.detail_threshold > 0 else None
             parts = fast.perceptual_losses(
                 feats,
                 targets[fast.CONTENT_TAP],
@@ -738,10 +745,10 @@ class FastTrainer(Trainer):
                 histograms=self.histograms,
                 fine_target=targets.get(fast.FINE_CONTENT_TAP),
                 teacher_target=taught.get(fast.CONTENT_TAP),
-                detail=fast.detail_mask(photo, s.detail_threshold)
-                if s.detail_threshold > 0
-                else None,
+                detail=detail,
             )
+            if s.flat_tv_weight > 0:
+                parts["flat_tv"] = fast.flat_variation(out, detail)
             if s.teacher_weight > 0 and teachers is not None:
                 parts["layout"] = fast.layout_loss(out, teachers)
             if s.spectrum_weight > 0 and teachers is not None:
@@ -770,6 +777,7 @@ class FastTrainer(Trainer):
                 + s.stability_weight * parts.get("stability", 0.0)
                 + s.spectrum_weight * parts.get("spectrum", 0.0)
                 + s.spectrum_peak_weight * parts.get("spectrum_peak", 0.0)
+                + s.flat_tv_weight * parts.get("flat_tv", 0.0)
             )
             losses = {k: v.item() for k, v in parts.items()}
         self._update(loss)
