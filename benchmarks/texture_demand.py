@@ -59,6 +59,9 @@ def demand(trainer: FastTrainer, batch_step: int) -> dict[str, torch.Tensor]:
         "style (painting)": s.style_weight * (1 - mix) * own["style"],
         "total variation": s.tv_weight * own["tv"],
     }
+    if s.flat_tv_weight > 0:
+        detailed = fast.detail_mask(photo, s.detail_threshold)
+        terms["flat total variation"] = s.flat_tv_weight * fast.flat_variation(out, detailed)
     if teach is not None:
         taught_grams = fast.teacher_grams(taught, trainer.scales, trainer.style_taps)
         as_taught = fast.perceptual_losses(
