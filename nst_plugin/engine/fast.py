@@ -272,6 +272,8 @@ def flat_variation(output: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
     flat spots than the network paints there (`benchmarks/texture_demand.py`), yet no run has
     trained the hatch away: the demand against it is weak (a few percent of the style term's
     pull on detailed spots), so this term makes it strong where only the hatch can pay it.
+    On composition_vii at weight 100 it cleared wide skies in a third of an hour, but moved the
+    texture onto detailed spots and cost 17% of style distance (fast-training.md, item 35).
     """
     flat = 1.0 - detail.float()
     o = output.float()
@@ -473,9 +475,10 @@ def perceptual_losses(
     is asked only of the spots where the photo has structure, a departure too: each crop's Gram
     there (Gatys et al. 2017's guided Gram matrix) against the painting's, weighted by the
     crop's share of detail, so a crop of plain sky owes the painting nothing and only the
-    teacher's share and the content terms say what goes there. Any texture the whole-crop Gram
-    asks of a flat sky can only repeat on the network's grid (fast-training.md, items 29-32:
-    every run painted a hatch, a lattice or a crackle over every flat area).
+    teacher's share and the content terms say what goes there. Meant against the hatch, lattice
+    or crackle every composition_vii run painted over flat areas (fast-training.md, items
+    29-32); alone it did not remove it and cost style distance (item 34): the terms together
+    already ask flat spots for less texture than the network paints (`flat_variation`).
 
     With `histograms` (from `style_histograms`) a "histogram" term is added, also a departure:
     a Gram matrix is matched as well by a few saturated activations as by many moderate ones
