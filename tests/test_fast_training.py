@@ -30,6 +30,7 @@ from nst_plugin.engine.style_models import (
     save_style_model,
 )
 from nst_plugin.engine.training import FastSettings, FastTrainer
+from nst_plugin.shipped import PRESETS_DIR
 from nst_plugin.train_fast import train_fast
 from tests.conftest import make_image
 
@@ -83,6 +84,20 @@ def test_output_size_equals_input_size(size):
     x = torch.rand(1, 3, *size)
     out = fast.stylize(net, x, fast.NetConfig().multiple)
     assert out.shape == x.shape and 0 <= float(out.min()) and float(out.max()) <= 1
+
+
+@pytest.mark.parametrize("level", [0.25, 0.5])
+def test_the_wave_draws_no_line_along_the_images_bottom_row(level: float):
+    """The real weights, whose own image edge was never trained: on a grey photo with faint
+    grain, the change across the bottom row is no more than 1.5x that between rows inside
+    (without `fast.EDGE_MARGIN` 2.8x: a red line)."""
+    gen = torch.Generator().manual_seed(0)
+    photo = level + 0.02 * torch.randn(1, 3, 96, 128, generator=gen)
+    net, config, _, _ = load_style_model(PRESETS_DIR / "the_wave.safetensors")
+    with torch.no_grad():
+        out = fast.stylize(net.eval(), photo.clamp(0, 1), config.multiple)[0]
+    rows = (out[:, 1:] - out[:, :-1]).abs().mean((0, 2))
+    assert float(rows[-1]) <= 1.5 * float(rows[4:-4].mean())
 
 
 def test_network_has_no_transposed_convolution_and_reflects_its_padding():
