@@ -53,7 +53,7 @@ from torch import nn
 
 from .color import rgb_to_yiq
 from .filters import gaussian_blur
-from .losses import gram_matrix
+from .losses import gram_matrix, resize_mask
 from .padding import pad_to_multiple
 
 ARCHITECTURE_VERSION = 1
@@ -218,10 +218,7 @@ EDGE_MARGIN = 8
 @torch.no_grad()
 def stylize(net: nn.Module, content: torch.Tensor, multiple: int) -> torch.Tensor:
     """Run a trained network on a batch of any size; output is cropped back and clamped."""
-    h, w = content.shape[-2:]
-    mode = "reflect" if h > EDGE_MARGIN else "replicate"
-    framed = F.pad(content, (0, 0, 0, EDGE_MARGIN), mode=mode)
-    padded, _, _ = pad_to_multiple(framed, multiple)
+    padded, h, w = pad_to_multiple(content, multiple, bottom=EDGE_MARGIN)
     out = net(padded.contiguous(memory_format=torch.channels_last))
     return out[..., :h, :w].float().clamp(0.0, 1.0)
 
@@ -288,10 +285,17 @@ def flat_variation(output: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
     On composition_vii at weight 100 it cleared wide skies in a third of an hour, but moved the
     texture onto detailed spots and cost 17% of style distance (fast-training.md, item 35).
     """
-    flat = 1.0 - detail.float()
-    o = output.float()
-    dy = (o[..., 1:, :] - o[..., :-1, :]).abs() * flat[..., 1:, :]
-    dx = (o[..., :, 1:] - o[..., :, :-1]).abs() * flat[..., :, 1:]
+    return variation(output, 1.0 - detail.float())
+
+
+def variation(image: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels, summed over the two directions,
+    each difference weighted by `where` (B, 1, H, W) at its second pixel when given."""
+    o = image.float()
+    dy = (o[..., 1:, :] - o[..., :-1, :]).abs()
+    dx = (o[..., :, 1:] - o[..., :, :-1]).abs()
+    if where is not None:
+        dy, dx = dy * where[..., 1:, :], dx * where[..., :, 1:]
     return dy.mean() + dx.mean()
 
 
@@ -520,16 +524,13 @@ def perceptual_losses(
             own = g.mean(0, keepdim=True) if batch_gram else g
             term = F.mse_loss(own, grams[tap].expand_as(own))
         else:
-            guided = gram_matrix(f, F.adaptive_avg_pool2d(detail.float(), f.shape[-2:]))
+            guided = gram_matrix(f, resize_mask(detail, f.shape[-2:]))
             per_crop = (guided - grams[tap]).square().mean((1, 2))
             term = (per_crop * detail.float().mean((1, 2, 3))).mean()
         if taught is not None:
             term = mix * F.mse_loss(g, taught[tap]) + (1.0 - mix) * term
         style = style + (tap_weights or {}).get(tap, 1.0) * term
-    tv = (output[..., 1:, :] - output[..., :-1, :]).abs().mean() + (
-        output[..., :, 1:] - output[..., :, :-1]
-    ).abs().mean()
-    parts = {"content": content, "style": style, "tv": tv.float()}
+    parts = {"content": content, "style": style, "tv": variation(output)}
     if histograms is not None:
         parts["histogram"] = sum(
             histogram_loss(out_feats[t].float() / scales[t], histograms[t], pooled=batch_gram)

@@ -7,11 +7,14 @@ import torch
 import torch.nn.functional as F
 
 
-def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+def pad_to_multiple(
+    image: torch.Tensor, multiple: int, *, bottom: int = 0
+) -> tuple[torch.Tensor, int, int]:
     """Reflect-pad H and W up to a multiple (at least two cells a side: the networks' own
-    reflection padding needs a neighbour); returns the padded image and the old H and W."""
+    reflection padding needs a neighbour), with at least `bottom` rows below; returns the
+    padded image and the old H and W."""
     h, w = image.shape[-2:]
-    ph = max((-h) % multiple, 2 * multiple - h)
+    ph = max(bottom + (-(h + bottom)) % multiple, 2 * multiple - h)
     pw = max((-w) % multiple, 2 * multiple - w)
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"
