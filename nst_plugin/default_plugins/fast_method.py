@@ -59,7 +59,7 @@ PARAMS = (
 def _model_on(path: str, mtime: float, device: str) -> tuple[torch.nn.Module, int, Picture]:
     """Loaded once per process and device; reloaded only if the file changed."""
     net, config, _, reference = load_style_model(path)
-    net = net.to(device, memory_format=torch.channels_last)
+    net = fast.for_inference(net).to(device, memory_format=torch.channels_last)
     picture = from_pil(Image.open(io.BytesIO(reference)).convert("RGB")) if reference else None
     return net, config.multiple, picture
 

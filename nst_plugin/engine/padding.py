@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def pad_to_multiple(
@@ -20,3 +21,14 @@ def pad_to_multiple(
         mode = "reflect" if ph < h and pw < w else "replicate"
         image = F.pad(image, (0, pw, 0, ph), mode=mode)
     return image, h, w
+
+
+class ReflectionPad(nn.ReflectionPad2d):
+    """Reflection padding in the input's dtype. CPU autocast lists the padding ops as fp32, so
+    under bf16 autocast every pad would widen its input to fp32 and the next convolution cast it
+    back: two full copies a layer, at full resolution the largest cost of a fast style network
+    (benchmarks/bench_fast.py)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x)
