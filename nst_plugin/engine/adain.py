@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .encoders import VGGEncoder
-from .padding import pad_to_multiple
+from .padding import ReflectionPad, pad_to_multiple
 
 CONTENT_TAP = "relu4_1"
 STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -64,12 +64,17 @@ class AdaINOptions:
 
 
 def calc_mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Channel-wise mean and standard deviation over space, shaped (B, C, 1, 1)."""
-    b, c = feat.shape[:2]
-    # in fp32 whatever the autocast: a nearly flat channel's variance rounds to garbage in bf16
-    flat = feat.reshape(b, c, -1).float()
-    var = flat.var(dim=2, unbiased=False) + eps
-    return flat.mean(dim=2).view(b, c, 1, 1), var.sqrt().view(b, c, 1, 1)
+    """Channel-wise mean and standard deviation over space, shaped (B, C, 1, 1).
+
+    In fp32 whatever the autocast: a nearly flat channel's variance rounds to garbage in bf16.
+    Two passes (the mean, then the centred squares' mean) over the map as it is laid out:
+    `torch.var` on a flattened copy took about twice as long here (and flattening a
+    channels-last map copies it)."""
+    x = feat.float()
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    centred = x - mean
+    var = (centred * centred).mean(dim=(2, 3), keepdim=True)
+    return mean, (var + eps).sqrt()
 
 
 def normalized(feat: torch.Tensor) -> torch.Tensor:
@@ -81,8 +86,11 @@ def normalized(feat: torch.Tensor) -> torch.Tensor:
 def adain_from_stats(
     content_feat: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor
 ) -> torch.Tensor:
-    """AdaIN(x, y) = sigma(y) * (x - mu(x)) / sigma(x) + mu(y), with the style's moments given."""
-    return normalized(content_feat) * style_std + style_mean
+    """AdaIN(x, y) = sigma(y) * (x - mu(x)) / sigma(x) + mu(y), with the style's moments given;
+    in fp32, as one multiply-add per value (x * scale + shift)."""
+    mean, std = calc_mean_std(content_feat)
+    scale = style_std / std
+    return torch.addcmul(style_mean - mean * scale, content_feat, scale)
 
 
 def adaptive_instance_normalization(
@@ -93,7 +101,7 @@ def adaptive_instance_normalization(
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
-    return [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3, stride)]
+    return [ReflectionPad(1), nn.Conv2d(cin, cout, 3, stride)]
 
 
 def make_body(width: str = "full") -> nn.Sequential:
