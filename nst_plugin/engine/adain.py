@@ -80,7 +80,7 @@ def calc_mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, 
 def normalized(feat: torch.Tensor) -> torch.Tensor:
     """Each channel of each image to zero mean and unit spread: what is left is its pattern."""
     mean, std = calc_mean_std(feat)
-    return (feat - mean) / std
+    return torch.addcmul(-mean / std, feat, 1.0 / std)  # in fp32, one pass
 
 
 def adain_from_stats(
@@ -297,7 +297,7 @@ def architecture_version(decoder: AnyDecoder) -> int:
 
 def skip_features(feats: dict[str, torch.Tensor]) -> list[torch.Tensor]:
     """The content's taps the decoder's skips read, coarse to fine, each channel normalised."""
-    return [normalized(feats[tap].float()) for tap in SKIP_TAPS]
+    return [normalized(feats[tap]) for tap in SKIP_TAPS]
 
 
 def style_moments(
