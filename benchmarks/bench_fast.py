@@ -10,12 +10,21 @@ Quality: every installed preset on ../shared/data/eval-content (photos never tra
 for `fast` and for `adain` with the same painting (the one inside the model file). Writes a
 contact sheet (rows: photos; columns: the painting's row on top, then each preset's output).
 
-    python benchmarks/bench_fast.py [--speed] [--quality] [--limit N]
+Layers (`--layers`): the network alone at 512x384 and 1024x768, one row per inference change,
+each on top of the one before, the same weights throughout: torch's stock layers as the
+network trains (reflection padding that CPU autocast runs in fp32, `F.instance_norm`, which
+hands back a channels-first map), padding in the input's dtype, instance norm written out so
+maps stay channels-last, each nearest upsampling + 3x3 convolution folded into one convolution
+at the lower resolution (`fast.for_inference`, what the task runs). Rounds alternate between
+the rows, so a busy machine slows each alike.
+
+    python benchmarks/bench_fast.py [--speed] [--quality] [--layers] [--limit N]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 from collections.abc import Callable
@@ -27,7 +36,10 @@ from bench_quality import distances, palette_distance, ssim_grey
 from PIL import Image, ImageDraw
 
 import nst_plugin as nst
-from nst_plugin.engine.precision import bf16_enabled
+from nst_plugin.engine import fast as fast_net
+from nst_plugin.engine.padding import ReflectionPad
+from nst_plugin.engine.precision import autocast, bf16_enabled
+from nst_plugin.engine.style_models import load_style_model
 from nst_plugin.images import Picture, from_pil, resize_longer, to_pil
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +88,67 @@ def speed(model: str, painting: Picture, photo: Picture, repeat: int) -> None:
             f"{t_fast / t_lite:.2f} | {t_fast / t_adain:.2f} |",
             flush=True,
         )
+
+
+class _StockInstanceNorm(torch.nn.Module):
+    """Instance norm as torch computes it, in fp32 (what `fast.InstanceNorm` did before)."""
+
+    def __init__(self, norm: fast_net.InstanceNorm) -> None:
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.norm
+        with torch.autocast(x.device.type, enabled=False):
+            y = torch.nn.functional.instance_norm(
+                x.float(), weight=n.weight, bias=n.bias, eps=n.eps
+            )
+            return y.to(x.dtype)
+
+
+def _with_stock(net: torch.nn.Module, *, pads: bool, norms: bool) -> torch.nn.Module:
+    """A copy of `net` with torch's stock padding and/or instance norm in place of ours."""
+
+    def swap(module: torch.nn.Module) -> torch.nn.Module:
+        if pads and isinstance(module, ReflectionPad):
+            return torch.nn.ReflectionPad2d(module.padding)
+        if norms and isinstance(module, fast_net.InstanceNorm):
+            return _StockInstanceNorm(module)
+        for name, child in module.named_children():
+            setattr(module, name, swap(child))
+        return module
+
+    return swap(copy.deepcopy(net))
+
+
+def layers(model: str, repeat: int) -> None:
+    net, config, _, _ = load_style_model(nst.list_style_models()[model]["path"])
+    net = net.eval()
+    variants = {
+        "torch's stock layers, as trained": _with_stock(net, pads=True, norms=True),
+        "+ padding in the input's dtype": _with_stock(net, pads=False, norms=True),
+        "+ instance norm kept channels-last": net,
+        "+ upsampling folded (what the task runs)": fast_net.for_inference(net),
+    }
+    variants = {k: v.to(memory_format=torch.channels_last) for k, v in variants.items()}
+    cpu = torch.device("cpu")
+    print(f"| size | network ({model}) | ms / image | gain |")
+    print("|---|---|---:|---:|")
+    for w, h in SIZES[:2]:
+        photo = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        with autocast(cpu):
+            for v in variants.values():
+                fast_net.stylize(v, photo, config.multiple)  # warm-up
+            for _ in range(repeat):
+                for k, v in variants.items():
+                    t = time.perf_counter()
+                    fast_net.stylize(v, photo, config.multiple)
+                    times[k].append(time.perf_counter() - t)
+        first = statistics.median(next(iter(times.values())))
+        for k, ts in times.items():
+            ms = statistics.median(ts)
+            print(f"| {w}x{h} | {k} | {1000 * ms:.1f} | {first / ms:.2f}x |", flush=True)
 
 
 def quality(models: list[str], photos: list[Path], size: int, sheet: Path, tile: int) -> None:
@@ -146,6 +219,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--speed", action="store_true", help="only the speed table")
     parser.add_argument("--quality", action="store_true", help="only the quality table")
+    parser.add_argument("--layers", action="store_true", help="only the network's layer table")
     parser.add_argument("--models", nargs="+", help="presets to score (default: all installed)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N eval photos")
     parser.add_argument("--size", type=int, default=512)
@@ -160,6 +234,9 @@ def main() -> None:
     photos = sorted((data / "eval-content").glob("*.jpg"))[: args.limit or None]
     cpu = "bf16 autocast" if bf16_enabled(torch.device("cpu")) else "fp32"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {cpu}\n")
+    if args.layers:
+        layers(models[0], max(args.repeat, 7))
+        return
     if not args.quality:
         photo = from_pil(Image.open(photos[0]).convert("RGB"))
         speed(models[0], nst.style_model_reference(models[0]), photo, args.repeat)

@@ -107,7 +107,7 @@ class InstanceNorm(nn.InstanceNorm2d):
     flat channel rounds to garbage and training diverged to NaN (seen at step 500). Written
     out (fp32 moments, one multiply-add) rather than `F.instance_norm`, whose CPU kernel hands
     back a channels-first tensor and so makes the next convolution reorder it: the same values
-    to float rounding, in a third of the time here."""
+    to float rounding, the network 1.4x faster here (`benchmarks/bench_fast.py --layers`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
@@ -219,8 +219,8 @@ class UpsampleConv(nn.Module):
     3x3 taps fall on 2x2 input pixels whose place depends only on the pixel's parity, so the
     four parities' kernels are the trained kernel's taps summed where they share an input
     pixel; reflecting one row of the upsampled image repeats its edge pixel, which is the
-    input's edge row replicated. Inference only (training keeps the paper's layers); 2-6x
-    faster on this stage at 512-1024 px here (benchmarks/bench_fast.py shows the whole net)."""
+    input's edge row replicated. Inference only (training keeps the paper's layers); the
+    network 1.1x faster at 1024 px, no change at 512 (`benchmarks/bench_fast.py --layers`)."""
 
     # rows: the input offset (-1, 0, +1); columns: the trained kernel's tap (-1, 0, +1)
     _FOLD = torch.tensor(

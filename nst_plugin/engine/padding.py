@@ -27,7 +27,7 @@ class ReflectionPad(nn.ReflectionPad2d):
     """Reflection padding in the input's dtype. CPU autocast lists the padding ops as fp32, so
     under bf16 autocast every pad would widen its input to fp32 and the next convolution cast it
     back: two full copies a layer, at full resolution the largest cost of a fast style network
-    (benchmarks/bench_fast.py)."""
+    (1.3-1.5x its time here, `benchmarks/bench_fast.py --layers`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
