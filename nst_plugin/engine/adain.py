@@ -64,16 +64,17 @@ class AdaINOptions:
 
 
 def calc_mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Channel-wise mean and standard deviation over space, shaped (B, C, 1, 1).
+    """Channel-wise mean and standard deviation over space, shaped (B, C, 1, 1) for a map.
 
     In fp32 whatever the autocast: a nearly flat channel's variance rounds to garbage in bf16.
     Two passes (the mean, then the centred squares' mean) over the map as it is laid out:
     `torch.var` on a flattened copy took about twice as long here (and flattening a
     channels-last map copies it)."""
     x = feat.float()
-    mean = x.mean(dim=(2, 3), keepdim=True)
+    space = tuple(range(2, x.dim()))
+    mean = x.mean(dim=space, keepdim=True)
     centred = x - mean
-    var = (centred * centred).mean(dim=(2, 3), keepdim=True)
+    var = (centred * centred).mean(dim=space, keepdim=True)
     return mean, (var + eps).sqrt()
 
 

@@ -222,12 +222,13 @@ class UpsampleConv(nn.Module):
     input's edge row replicated. Inference only (training keeps the paper's layers); the
     network 1.1x faster at 1024 px, no change at 512 (`benchmarks/bench_fast.py --layers`)."""
 
-    # rows: the input offset (-1, 0, +1); columns: the trained kernel's tap (-1, 0, +1)
+    # for even output rows (columns), then odd: rows are the input offset (-1, 0, +1),
+    # columns the trained kernel's tap (-1, 0, +1) that lands there
     _FOLD = torch.tensor(
         [
-            [[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]],  # even output rows/columns
+            [[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]],
             [[0.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
-        ]  # odd
+        ]
     )
 
     def __init__(self, conv: nn.Conv2d) -> None:
