@@ -55,7 +55,7 @@ from .adain import calc_mean_std
 from .color import rgb_to_yiq
 from .filters import gaussian_blur
 from .losses import gram_matrix, resize_mask
-from .padding import ReflectionPad, pad_to_multiple
+from .padding import ReflectionPad, pad_keeping_dtype, pad_to_multiple
 
 ARCHITECTURE_VERSION = 1
 CONTENT_TAP = "relu2_2"
@@ -242,8 +242,8 @@ class UpsampleConv(nn.Module):
         self.register_buffer("bias", bias.repeat_interleave(4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (1, 1, 1, 1), mode="replicate")
-        return F.pixel_shuffle(F.conv2d(x, self.weight.to(x.dtype), self.bias.to(x.dtype)), 2)
+        x = pad_keeping_dtype(x, (1, 1, 1, 1), "replicate")
+        return F.pixel_shuffle(F.conv2d(x, self.weight, self.bias), 2)
 
 
 def for_inference(net: nn.Sequential) -> nn.Sequential:
@@ -251,19 +251,8 @@ def for_inference(net: nn.Sequential) -> nn.Sequential:
     layers, out = list(net), []
     i = 0
     while i < len(layers):
-        up, pad, conv = (layers[i : i + 3] + [None, None, None])[:3]
-        if (
-            isinstance(up, nn.Upsample)
-            and up.scale_factor == 2
-            and up.mode == "nearest"
-            and isinstance(pad, nn.ReflectionPad2d)
-            and pad.padding == (1, 1, 1, 1)
-            and isinstance(conv, nn.Conv2d)
-            and conv.kernel_size == (3, 3)
-            and conv.stride == (1, 1)
-            and conv.padding == (0, 0)
-        ):
-            out.append(UpsampleConv(conv))
+        if isinstance(layers[i], nn.Upsample):  # `make_net`: then _conv(c, c // 2, 3)
+            out.append(UpsampleConv(layers[i + 2]))
             i += 3
         else:
             out.append(layers[i])

@@ -23,12 +23,17 @@ def pad_to_multiple(
     return image, h, w
 
 
+def pad_keeping_dtype(x: torch.Tensor, padding: tuple[int, ...], mode: str) -> torch.Tensor:
+    """`F.pad` in the input's dtype. CPU autocast lists reflection and replication padding as
+    fp32 ops, so under bf16 autocast every such pad would widen its input to fp32 and the next
+    convolution cast it back: two full copies a layer, at full resolution the largest cost of
+    a fast style network (1.3-1.5x its time here, `benchmarks/bench_fast.py --layers`)."""
+    with torch.autocast(x.device.type, enabled=False):
+        return F.pad(x, padding, mode=mode)
+
+
 class ReflectionPad(nn.ReflectionPad2d):
-    """Reflection padding in the input's dtype. CPU autocast lists the padding ops as fp32, so
-    under bf16 autocast every pad would widen its input to fp32 and the next convolution cast it
-    back: two full copies a layer, at full resolution the largest cost of a fast style network
-    (1.3-1.5x its time here, `benchmarks/bench_fast.py --layers`)."""
+    """Reflection padding in the input's dtype (see `pad_keeping_dtype`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, enabled=False):
-            return super().forward(x)
+        return pad_keeping_dtype(x, self.padding, "reflect")
