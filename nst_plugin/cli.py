@@ -193,6 +193,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         f"is flat ({f.fine_content_weight:g}: off)",
     )
     fast.add_argument(
+        "--deep-content-weight",
+        type=float,
+        help="weight of a content term at relu4_2 beside relu2_2's, that holds the photo's "
+        f"objects and layout and leaves the strokes free ({f.deep_content_weight:g}: off)",
+    )
+    fast.add_argument(
         "--batch-gram",
         action=argparse.BooleanOptionalAction,
         help="match the painting's style statistics over the batch, not each crop; with "

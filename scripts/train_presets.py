@@ -105,6 +105,7 @@ OVERRIDES: list[tuple[str, type, str]] = [
     ("detail_threshold", float, "gradient under which no painting style is asked, for all"),
     ("flat_tv_weight", float, "total variation's weight on flat spots, for all"),
     ("fine_content_weight", float, "relu1_1 content term's weight, for all"),
+    ("deep_content_weight", float, "relu4_2 content term's weight, for all"),
     ("regularity_weight", float, "texture regularity term's weight, for all"),
     ("stability_weight", float, "noise stability term's weight, for all"),
     ("spectrum_weight", float, "power spectrum term's weight against our AdaIN, for all"),

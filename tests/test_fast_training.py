@@ -310,9 +310,40 @@ def test_fine_content_term_charges_a_blob_on_a_flat_photo():
     assert np.isfinite(losses["fine_content"]) and losses["fine_content"] > 0
 
 
+def test_deep_content_term_compares_the_photos_relu4_2_when_asked():
+    """Zero for the photo itself; the trainer encodes to relu4_2 only when the term is weighted,
+    and a weighted step reports it and moves the network."""
+    photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
+    settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
+    plain = FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], settings)
+    assert fast.DEEP_CONTENT_TAP not in plain.encoder.names
+    assert "deep_content" not in plain.step()
+
+    deep = FastTrainer(
+        random_vgg(), [photo], make_image(32, 32)[None], replace(settings, deep_content_weight=2)
+    )
+    x = torch.rand(2, 3, 32, 32)
+    feats = deep.encoder(x, deep.feature_taps)
+    same = fast.perceptual_losses(
+        feats, feats[fast.CONTENT_TAP], deep.grams, deep.scales, x,
+        deep_target=feats[fast.DEEP_CONTENT_TAP],
+    )  # fmt: skip
+    assert float(same["deep_content"]) == 0.0
+    before = [p.detach().clone() for p in deep.net.parameters()]
+    losses = deep.step()
+    assert np.isfinite(losses["deep_content"]) and losses["deep_content"] > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, deep.net.parameters()))
+
+
 @pytest.mark.parametrize(
     "weight",
-    ["histogram_weight", "fine_content_weight", "teacher_content_weight", "stability_weight"],
+    [
+        "histogram_weight",
+        "fine_content_weight",
+        "deep_content_weight",
+        "teacher_content_weight",
+        "stability_weight",
+    ],
 )
 def test_a_negative_loss_weight_is_refused(weight: str) -> None:
     photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)

@@ -22,6 +22,8 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
   of the same photo (our AdaIN with the same painting): see `layout_loss`;
 - optionally (`fine_content_weight` in training) a second content term at relu1_1: see
   `perceptual_losses`;
+- optionally (`deep_content_weight` in training) a content term at relu4_2 beside relu2_2's:
+  see `perceptual_losses`;
 - optionally (`teacher_content_weight` in training) a second relu2_2 content term against a
   teacher's rendering of the same photo: see `perceptual_losses`;
 - optionally (`teacher_style_mix` in training) a share of the style term comparing each crop with
@@ -60,6 +62,9 @@ from .padding import ReflectionPad, pad_keeping_dtype, pad_to_multiple
 ARCHITECTURE_VERSION = 1
 CONTENT_TAP = "relu2_2"
 FINE_CONTENT_TAP = "relu1_1"
+# Gatys et al.'s content layer (after its ReLU, as their Caffe model gave it, and as our
+# optimization method takes it), where the quality benchmark measures content distance
+DEEP_CONTENT_TAP = "relu4_2"
 STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 FEATURE_TAPS = tuple(sorted({CONTENT_TAP, *STYLE_TAPS}))
 # A departure from the paper, optional (`style_tap_weights` in training): each Gram tap's term
@@ -523,6 +528,7 @@ def perceptual_losses(
     tap_weights: Mapping[str, float] | None = None,
     histograms: Mapping[str, torch.Tensor] | None = None,
     fine_target: torch.Tensor | None = None,
+    deep_target: torch.Tensor | None = None,
     teacher_target: torch.Tensor | None = None,
     detail: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
@@ -562,6 +568,12 @@ def perceptual_losses(
     relu2_2 charges little for a blob of colour where the photo is flat, relu1_1 (colour and
     luminance edges at full resolution) charges for it as much there as anywhere.
 
+    With `deep_target` (the photo's relu4_2) a "deep_content" term is added, a departure too:
+    relu2_2 holds the network to the photo's edges and fine shading, which the painting's
+    texture must then fight; relu4_2 (Gatys et al.'s content layer) holds it to the photo's
+    objects and layout and leaves the strokes free. Meant for paintings whose style and
+    content terms trade against each other at relu2_2 (udnie: fast-training.md, item 37).
+
     With `teacher_target` (relu2_2 of our AdaIN's rendering of the same photo with the painting)
     a "teacher_content" term is added, a departure too: the photo's features charge a blob in a
     flat sky only for leaving the photo, which the Gram term repays; the teacher's features
@@ -595,6 +607,11 @@ def perceptual_losses(
         sf = scales[FINE_CONTENT_TAP]
         parts["fine_content"] = F.mse_loss(
             out_feats[FINE_CONTENT_TAP].float() / sf, fine_target.float() / sf
+        )
+    if deep_target is not None:
+        sd = scales[DEEP_CONTENT_TAP]
+        parts["deep_content"] = F.mse_loss(
+            out_feats[DEEP_CONTENT_TAP].float() / sd, deep_target.float() / sd
         )
     if teacher_target is not None:
         parts["teacher_content"] = F.mse_loss(

@@ -522,6 +522,8 @@ class FastSettings:
     teacher_weight: float = 0.0
     # weight of a second content term at relu1_1 (fast.perceptual_losses); 0: off
     fine_content_weight: float = 0.0
+    # weight of a content term at relu4_2 beside relu2_2's (fast.perceptual_losses); 0: off
+    deep_content_weight: float = 0.0
     # weight of a relu2_2 content term against the teacher's rendering (fast.perceptual_losses);
     # 0: off, and no teacher is needed unless teacher_weight asks for one
     teacher_content_weight: float = 0.0
@@ -611,7 +613,8 @@ class FastTrainer(Trainer):
         fmt = torch.channels_last
         self.tap_weights = fast.style_tap_weights(settings.style_tap_weights)
         self.style_taps = tuple(self.tap_weights)
-        self.feature_taps = tuple(sorted({*fast.FEATURE_TAPS, *self.style_taps}))
+        deep = (fast.DEEP_CONTENT_TAP,) if settings.deep_content_weight > 0 else ()
+        self.feature_taps = tuple(sorted({*fast.FEATURE_TAPS, *self.style_taps, *deep}))
         deepest = max(self.feature_taps, key=encoder.index)
         self.encoder = copy.deepcopy(encoder.truncated(deepest)).to(dev, memory_format=fmt)
         self.net = (net or fast.make_net(settings.net_config())).to(dev, memory_format=fmt)
@@ -649,6 +652,7 @@ class FastTrainer(Trainer):
             "histogram_weight",
             "teacher_weight",
             "fine_content_weight",
+            "deep_content_weight",
             "regularity_weight",
             "teacher_content_weight",
             "stability_weight",
@@ -725,6 +729,8 @@ class FastTrainer(Trainer):
                     taps = [fast.CONTENT_TAP]
                     if s.fine_content_weight > 0:
                         taps.append(fast.FINE_CONTENT_TAP)
+                    if s.deep_content_weight > 0:
+                        taps.append(fast.DEEP_CONTENT_TAP)
                     targets = self.encoder(photo, taps)
                     taught = self._teacher_features(teachers)
                 feats = self.encoder(out, self.feature_taps)
@@ -744,6 +750,7 @@ class FastTrainer(Trainer):
                 tap_weights=self.tap_weights,
                 histograms=self.histograms,
                 fine_target=targets.get(fast.FINE_CONTENT_TAP),
+                deep_target=targets.get(fast.DEEP_CONTENT_TAP),
                 teacher_target=taught.get(fast.CONTENT_TAP),
                 detail=detail,
             )
@@ -772,6 +779,7 @@ class FastTrainer(Trainer):
                 + s.histogram_weight * parts.get("histogram", 0.0)
                 + s.teacher_weight * parts.get("layout", 0.0)
                 + s.fine_content_weight * parts.get("fine_content", 0.0)
+                + s.deep_content_weight * parts.get("deep_content", 0.0)
                 + s.regularity_weight * parts.get("regularity", 0.0)
                 + s.teacher_content_weight * parts.get("teacher_content", 0.0)
                 + s.stability_weight * parts.get("stability", 0.0)
