@@ -581,8 +581,12 @@ def perceptual_losses(
     buys less style and still costs. Unlike `layout_loss`'s cell averages, features cannot be met
     by fine streaks of mixed colour.
     """
-    sc = scales[CONTENT_TAP]
-    content = F.mse_loss(out_feats[CONTENT_TAP].float() / sc, content_target.float() / sc)
+
+    def feature_distance(tap: str, target: torch.Tensor) -> torch.Tensor:
+        s = scales[tap]
+        return F.mse_loss(out_feats[tap].float() / s, target.float() / s)
+
+    content = feature_distance(CONTENT_TAP, content_target)
     style = output.new_zeros((), dtype=torch.float32)
     for tap in grams:
         f = out_feats[tap].float() / scales[tap]
@@ -604,17 +608,9 @@ def perceptual_losses(
             for t in STYLE_TAPS
         )
     if fine_target is not None:
-        sf = scales[FINE_CONTENT_TAP]
-        parts["fine_content"] = F.mse_loss(
-            out_feats[FINE_CONTENT_TAP].float() / sf, fine_target.float() / sf
-        )
+        parts["fine_content"] = feature_distance(FINE_CONTENT_TAP, fine_target)
     if deep_target is not None:
-        sd = scales[DEEP_CONTENT_TAP]
-        parts["deep_content"] = F.mse_loss(
-            out_feats[DEEP_CONTENT_TAP].float() / sd, deep_target.float() / sd
-        )
+        parts["deep_content"] = feature_distance(DEEP_CONTENT_TAP, deep_target)
     if teacher_target is not None:
-        parts["teacher_content"] = F.mse_loss(
-            out_feats[CONTENT_TAP].float() / sc, teacher_target.float() / sc
-        )
+        parts["teacher_content"] = feature_distance(CONTENT_TAP, teacher_target)
     return parts
