@@ -106,6 +106,15 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         help="negative slope of a lite network's activations, so no unit dies; on --resume it "
         f"turns a ReLU file leaky with its weights ({d.lite_slope:g}: ReLU)",
     )
+    adain.add_argument(
+        "--lite-widths",
+        type=int,
+        nargs=4,
+        metavar="C",
+        help="a lite network's channels at its four stages; on --resume, wider than the file's, "
+        "it widens that network with its output unchanged "
+        f"({' '.join(map(str, d.lite_widths))})",
+    )
     f = FastSettings()
     fast.add_argument("--width", type=int, help=f"network width ({f.width})")
     fast.add_argument("--blocks", type=int, help=f"residual blocks ({f.blocks})")

@@ -210,3 +210,52 @@ def test_a_slope_that_does_not_fit_its_version_is_refused_in_one_line(tmp_path):
     with pytest.raises(WeightsError, match="slope '0.02' with architecture v3") as err:
         load_decoder(path)
     assert "\n" not in str(err.value)
+
+
+def test_a_widened_lite_network_draws_exactly_as_before_and_its_file_says_so(tmp_path):
+    torch.manual_seed(0)
+    net = adain.make_decoder("lite", slope=0.02).eval()
+    wide = net.widened((16, 40, 80, 256)).eval()
+    assert wide.widths == (16, 40, 80, 256) and wide.slope == 0.02
+    image, style = torch.rand(1, 3, 40, 48), torch.rand(1, 3, 32, 32)
+    before = adain.stylize(None, net, image, [adain.style_moments(None, style, net)])
+    after = adain.stylize(None, wide, image, [adain.style_moments(None, style, wide)])
+    assert torch.allclose(before, after, atol=1e-6)  # summing zeros may reorder rounding
+    new_rows = wide.encoder[1][1].weight[32:]
+    assert new_rows.abs().sum() > 0  # the new units compute something, to be trained
+    assert wide.encoder[1][4].weight[:32, 32:].abs().sum() == 0  # no old unit reads them yet
+    path = tmp_path / "wide.safetensors"
+    save_checkpoint(path, wide, width="lite", encoder="none", settings={}, state={})
+    loaded, meta = load_decoder(path)
+    assert meta["architecture_version"] == "5" and loaded.widths == (16, 40, 80, 256)
+    assert torch.equal(loaded(image), wide(image))
+    with pytest.raises(ValueError, match="can only grow"):
+        wide.widened((16, 32, 80, 256))
+
+
+@pytest.mark.parametrize(
+    ("version", "widths", "message"),
+    [
+        ("5", None, "v5 but records no usable widths"),
+        ("5", "16,32,64,256", "v5 but records no usable widths"),
+        ("5", "16,forty", "v5 but records no usable widths"),
+        ("4", "16,40,80,256", "records widths with architecture v4"),
+    ],
+)
+def test_widths_that_do_not_fit_their_version_are_refused_in_one_line(
+    tmp_path, version, widths, message
+):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = tmp_path / "wide.safetensors"
+    wide = adain.make_decoder("lite", slope=0.02).widened((16, 40, 80, 256))
+    save_checkpoint(path, wide, width="lite", encoder="none", settings={}, state={})
+    with safe_open(str(path), framework="pt") as fh:
+        meta = {k: v for k, v in fh.metadata().items() if k != "widths"}
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    meta["architecture_version"] = version
+    save_file(tensors, str(path), metadata={**meta, **({"widths": widths} if widths else {})})
+    with pytest.raises(WeightsError, match=message) as err:
+        load_decoder(path)
+    assert "\n" not in str(err.value)

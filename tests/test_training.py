@@ -252,6 +252,33 @@ def test_a_lite_slope_on_resume_makes_the_relu_network_leaky_with_its_weights(fo
     assert any(not torch.equal(relu_weights[k], weights[k]) for k in moved)
 
 
+def test_lite_widths_on_resume_widen_the_network_and_training_goes_on(folders, tmp_path):
+    """More channels for a network that has stopped improving, its output kept at the swap."""
+    out = tmp_path / "lite.safetensors"
+    lite = {"width": "lite", "recon_steps": 2, "lite_slope": 0.01}
+    with pytest.warns(UserWarning):
+        _train(folders, out, 6, settings=lite)
+    narrow, _ = read_checkpoint(out)
+    with pytest.warns(UserWarning):
+        state = _train(folders, out, 8, resume=True, settings={"lite_widths": [16, 40, 64, 256]})
+    assert state.step == 8
+    decoder, meta = load_decoder(out)
+    assert meta["architecture_version"] == "5" and decoder.widths == (16, 40, 64, 256)
+    assert meta["settings"]["lite_widths"] == [16, 40, 64, 256]
+    wide, _ = read_checkpoint(out)
+    grown = "decoder.encoder.1.1.weight"
+    assert wide[grown].shape[0] == 40 and narrow[grown].shape[0] == 32
+    assert not torch.equal(wide[grown][:32, :16], narrow[grown])  # the old units trained on
+    assert wide["decoder.decoder.2.1.weight"][:, 32:].abs().sum() > 0  # the new ones are read
+    assert wide["adam.0.step"].item() == 2  # the optimizer started anew at the swap
+    with pytest.warns(UserWarning):
+        state = _train(folders, out, 10, resume=True)  # the file's widths are kept
+    assert state.step == 10 and load_decoder(out)[0].widths == (16, 40, 64, 256)
+    with pytest.warns(UserWarning), pytest.raises(InputError, match="can only grow") as err:
+        _train(folders, out, 12, resume=True, settings={"lite_widths": [16, 32, 64, 256]})
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
@@ -259,9 +286,12 @@ def test_a_lite_slope_on_resume_makes_the_relu_network_leaky_with_its_weights(fo
         ({"width": "lite", "lite_slope": -0.1}, "lite slope must be at least 0 and below 1"),
         ({"width": "half", "lite_slope": 0.01}, "lite slope is for a lite network only"),
         ({"width": "lite", "lite_slope": 0.01, "recycle_every": 5}, "leaky ones do not die"),
+        ({"width": "half", "lite_widths": [16, 40, 64, 256]}, "lite widths are for a lite"),
+        ({"width": "lite", "lite_widths": [16, 40, 64]}, "four channel counts of 1 or more"),
+        ({"width": "lite", "lite_widths": [16, 0, 64, 256]}, "four channel counts of 1 or more"),
     ],
 )
-def test_bad_lite_slopes_are_refused_in_one_line(folders, tmp_path, settings, message):
+def test_bad_lite_slopes_and_widths_are_refused_in_one_line(folders, tmp_path, settings, message):
     with pytest.warns(UserWarning), pytest.raises(InputError, match=message) as err:
         _train(folders, tmp_path / "s.safetensors", 1, settings=settings)
     assert "\n" not in str(err.value)

@@ -38,6 +38,10 @@ DECODER_VERSION = 2
 # activations (`LiteNet.slope` > 0, recorded in the file), which a v3 reader would run wrongly
 LITE_VERSION = 3
 LEAKY_LITE_VERSION = 4
+# 5: `LiteNet` of other widths than LITE_WIDTHS, recorded in the file (leaky or not), which a
+# v3 or v4 reader would build at the wrong size
+WIDE_LITE_VERSION = 5
+LITE_WIDTHS = (16, 32, 64, 256)
 WIDTHS = {"full": 1.0, "half": 0.5}
 LITE = "lite"
 # Per-level moments of one style: ((mean, std), ...), one pair per map its network restyles.
@@ -214,9 +218,11 @@ class LiteNet(nn.Module):
     leaky one with its weights as they are, to train on.
     """
 
-    def __init__(self, widths: Sequence[int] = (16, 32, 64, 256), slope: float = 0.0) -> None:
+    def __init__(self, widths: Sequence[int] = LITE_WIDTHS, slope: float = 0.0) -> None:
         super().__init__()
-        a, b, c, d = widths
+        if len(widths) != 4 or min(widths) < 1:
+            raise ValueError(f"a lite network has four stages of 1 or more channels, got {widths}")
+        a, b, c, d = self.widths = tuple(widths)
         self.slope = slope
         up = nn.Upsample(scale_factor=2, mode="nearest")
 
@@ -253,6 +259,31 @@ class LiteNet(nn.Module):
                     setattr(parent, name, _activation(slope))
         self.slope = slope
 
+    @torch.no_grad()
+    def widened(self, widths: Sequence[int]) -> LiteNet:
+        """The same function with more channels at some stages, to train on.
+
+        Function-preserving widening as in Net2Net (Chen et al., ICLR 2016), with one
+        departure: a new channel's incoming weights keep their random initialisation and its
+        outgoing weights start at zero (Net2Net copies units and halves their outgoing weights,
+        which leaves copies symmetric until noise separates them). The new channels therefore
+        change nothing until training moves their outgoing weights, and the first step that
+        does gives their incoming weights a gradient. AdaIN restyles the new channels like the
+        old ones: they feed only zero weights, so the output is unchanged.
+        """
+        if any(new < old for new, old in zip(widths, self.widths, strict=True)):
+            raise ValueError(f"a lite network can only grow: {self.widths} to {tuple(widths)}")
+        wide = LiteNet(widths, slope=self.slope)
+        old_convs = [m for m in self.modules() if isinstance(m, nn.Conv2d)]
+        new_convs = [m for m in wide.modules() if isinstance(m, nn.Conv2d)]
+        for old, new in zip(old_convs, new_convs, strict=True):
+            out_c, in_c = old.weight.shape[:2]
+            new.weight[:out_c].zero_()
+            new.weight[:out_c, :in_c] = old.weight
+            assert old.bias is not None and new.bias is not None
+            new.bias[:out_c] = old.bias
+        return wide
+
     def levels(
         self, encoder: VGGEncoder | None, image: torch.Tensor
     ) -> tuple[list[torch.Tensor], None]:
@@ -285,13 +316,17 @@ class LiteNet(nn.Module):
 AnyDecoder = Decoder | LiteNet
 
 
-def make_decoder(width: str = "full", slope: float = 0.0) -> AnyDecoder:
-    """`slope`: the lite network's leaky activations (`LiteNet`); VGG decoders have none."""
-    return LiteNet(slope=slope) if width == LITE else Decoder(width)
+def make_decoder(
+    width: str = "full", slope: float = 0.0, widths: Sequence[int] = LITE_WIDTHS
+) -> AnyDecoder:
+    """`slope` and `widths`: the lite network's (`LiteNet`); VGG decoders have neither."""
+    return LiteNet(widths, slope=slope) if width == LITE else Decoder(width)
 
 
 def architecture_version(decoder: AnyDecoder) -> int:
     if isinstance(decoder, LiteNet):
+        if decoder.widths != LITE_WIDTHS:
+            return WIDE_LITE_VERSION
         return LEAKY_LITE_VERSION if decoder.slope else LITE_VERSION
     return DECODER_VERSION
 

@@ -24,6 +24,8 @@ from .adain import (
     LEAKY_LITE_VERSION,
     LITE,
     LITE_VERSION,
+    LITE_WIDTHS,
+    WIDE_LITE_VERSION,
     AnyDecoder,
     Decoder,
     LiteNet,
@@ -69,6 +71,8 @@ def save_checkpoint(
     }
     if isinstance(decoder, LiteNet) and decoder.slope:
         meta["slope"] = repr(decoder.slope)
+    if isinstance(decoder, LiteNet) and decoder.widths != LITE_WIDTHS:
+        meta["widths"] = ",".join(map(str, decoder.widths))
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=meta)
     return digest
@@ -94,28 +98,38 @@ def read_checkpoint(
             f"{path} is not an nst-plugin AdaIN decoder (format {raw.get('format')!r})"
         )
     version = raw.get("architecture_version")
-    lite_versions = (str(LITE_VERSION), str(LEAKY_LITE_VERSION))
+    lite_versions = (str(LITE_VERSION), str(LEAKY_LITE_VERSION), str(WIDE_LITE_VERSION))
+    readable = (
+        f"v{DECODER_VERSION}, v{LITE_VERSION}, v{LEAKY_LITE_VERSION} and v{WIDE_LITE_VERSION}"
+    )
     if version not in (str(DECODER_VERSION), *lite_versions) and not (upgrade and version == "1"):
         hint = " (start a new file from it: nst train adain --init OLD --out NEW)"
         raise WeightsError(
-            f"{path} holds decoder architecture v{version}, this version reads "
-            f"v{DECODER_VERSION}, v{LITE_VERSION} and v{LEAKY_LITE_VERSION}"
+            f"{path} holds decoder architecture v{version}, this version reads {readable}"
             + (hint if version == "1" else "")
         )
     if (raw.get("width") == LITE) != (version in lite_versions):
         raise WeightsError(
             f"{path} records width {raw.get('width')!r} with architecture v{version}: "
-            f"only the {LITE} network is v{LITE_VERSION} or v{LEAKY_LITE_VERSION}"
+            f"only the {LITE} network is v{LITE_VERSION}, v{LEAKY_LITE_VERSION} or "
+            f"v{WIDE_LITE_VERSION}"
         )
     try:
         slope = float(raw.get("slope", "0"))
     except ValueError:
         raise WeightsError(f"{path} records an unreadable slope {raw.get('slope')!r}") from None
-    if (version == str(LEAKY_LITE_VERSION)) != (0.0 < slope < 1.0):
+    leaky = 0.0 < slope < 1.0
+    if version == str(LEAKY_LITE_VERSION):
+        fits = leaky
+    else:
+        fits = slope == 0.0 or leaky and version == str(WIDE_LITE_VERSION)
+    if not fits:
         raise WeightsError(
             f"{path} records slope {raw.get('slope')!r} with architecture v{version}: "
-            f"v{LEAKY_LITE_VERSION} has a slope between 0 and 1, no other version has one"
+            f"v{LEAKY_LITE_VERSION} has a slope between 0 and 1, v{WIDE_LITE_VERSION} may have "
+            "one, no other version has one"
         )
+    widths = _recorded_widths(path, raw, version)
     if content_hash(tensors) != raw.get("sha256"):
         raise WeightsError(f"{path} is corrupt: its weights do not match their recorded SHA-256")
     if version == "1":
@@ -124,7 +138,29 @@ def read_checkpoint(
     meta["settings"] = json.loads(raw.get("settings", "{}"))
     meta["state"] = json.loads(raw.get("state", "{}"))
     meta["slope"] = slope
+    meta["widths"] = widths
     return tensors, meta
+
+
+def _recorded_widths(path: Path, raw: dict[str, str], version: str | None) -> tuple[int, ...]:
+    """A v5 file's four stage widths, other than LITE_WIDTHS; every other file has none."""
+    if version != str(WIDE_LITE_VERSION):
+        if "widths" in raw:
+            raise WeightsError(
+                f"{path} records widths with architecture v{version}: only "
+                f"v{WIDE_LITE_VERSION} has them"
+            )
+        return LITE_WIDTHS
+    try:
+        widths = tuple(int(w) for w in raw["widths"].split(","))
+    except (KeyError, ValueError):
+        widths = ()
+    if len(widths) != 4 or min(widths) < 1 or widths == LITE_WIDTHS:
+        raise WeightsError(
+            f"{path} is architecture v{WIDE_LITE_VERSION} but records no usable widths "
+            f"({raw.get('widths')!r}): four stage widths, other than {LITE_WIDTHS}, are needed"
+        )
+    return widths
 
 
 def _upgrade_v1(tensors: dict[str, torch.Tensor], width: str) -> dict[str, torch.Tensor]:
@@ -143,7 +179,7 @@ def load_decoder(
     path: str | os.PathLike, *, upgrade: bool = False
 ) -> tuple[AnyDecoder, dict[str, Any]]:
     tensors, meta = read_checkpoint(path, upgrade=upgrade)
-    decoder = make_decoder(meta["width"], slope=meta["slope"])
+    decoder = make_decoder(meta["width"], slope=meta["slope"], widths=meta["widths"])
     weights = {k[len("decoder.") :]: v for k, v in tensors.items() if k.startswith("decoder.")}
     try:
         decoder.load_state_dict(weights)

@@ -27,6 +27,7 @@ from torch import nn
 from . import dormant, fast
 from .adain import (
     CONTENT_TAP,
+    LITE_WIDTHS,
     SKIP_TAPS,
     STYLE_TAPS,
     LiteNet,
@@ -107,6 +108,12 @@ class TrainSettings:
     # a lite network's activations' negative slope (0: ReLU; `LiteNet`): leaky units cannot die;
     # set on a resumed ReLU file, it turns that network leaky with its weights as they are
     lite_slope: float = 0.0
+    # a lite network's four stage widths (`LiteNet`); wider than a resumed file's, that network
+    # is widened with its function kept (`LiteNet.widened`) and its optimizer state starts anew
+    lite_widths: tuple[int, ...] = LITE_WIDTHS
+
+    def __post_init__(self) -> None:
+        self.lite_widths = tuple(self.lite_widths)  # a list when read back from a file's JSON
 
 
 @dataclass
@@ -125,6 +132,20 @@ def loss_scales(data: TrainData) -> dict[str, torch.Tensor]:
         s = data.style_mean[tap].float().mean(0)
         scales[tap] = s.clamp_min(0.1 * float(s.mean())).view(1, -1, 1, 1)
     return scales
+
+
+def _check_lite_widths(settings: TrainSettings, decoder: nn.Module | None) -> None:
+    widths = settings.lite_widths
+    if len(widths) != 4 or min(widths) < 1:
+        raise InputError(f"lite widths must be four channel counts of 1 or more, got {widths}")
+    if widths != LITE_WIDTHS and settings.width != "lite":
+        raise InputError("lite widths are for a lite network only")
+    if isinstance(decoder, LiteNet) and any(
+        new < old for new, old in zip(widths, decoder.widths, strict=True)
+    ):
+        raise InputError(
+            f"lite widths can only grow a resumed network: it has {decoder.widths}, got {widths}"
+        )
 
 
 STRUCTURE_TAP = "relu3_1"
@@ -307,9 +328,13 @@ class AdaINTrainer(Trainer):
         # channels_last is the fast layout of oneDNN (CPU) and cuDNN
         fmt = torch.channels_last
         self.encoder = copy.deepcopy(encoder.truncated(CONTENT_TAP)).to(dev, memory_format=fmt)
-        net = decoder or make_decoder(settings.width)
+        _check_lite_widths(settings, decoder)
+        net = decoder or make_decoder(settings.width, widths=settings.lite_widths)
         if isinstance(net, LiteNet) and net.slope != settings.lite_slope:
             net.set_slope(settings.lite_slope)
+        if isinstance(net, LiteNet) and net.widths != settings.lite_widths:
+            # Adam's moments belong to the old shapes; the new channels' start at zero anyway
+            net, adam_tensors = net.widened(settings.lite_widths), None
         self.net = net.to(dev, memory_format=fmt)
         self.net.train().requires_grad_(True)
         self.scales = {t: v.to(dev) for t, v in (scales or loss_scales(data)).items()}
