@@ -378,6 +378,8 @@ def restyle(
         target = (1.0 - m.sum(0))[None, None] * feat + sum(
             m[i][None, None] * adain_from_stats(feat, *moments[i]) for i in range(len(moments))
         )
+    if alpha == 1.0:  # two passes over every map saved, the common case
+        return target
     return alpha * target + (1.0 - alpha) * feat
 
 
