@@ -5,7 +5,8 @@ floor = multiply-adds of encoder + decoder divided by this machine's measured 3x
 throughput, so the ratio says how close to the hardware we run; one row per change, each on top
 of the one before: the v1 decoder (the paper's, no skips) contiguous in fp32, channels_last, bf16
 autocast (only where the CPU has native bf16, as the method does), the v2 skips; then the lite
-network (its own small encoder, AdaIN at four levels, no VGG), against the first row.
+network (its own small encoder, AdaIN at four levels, no VGG), against the first row, once for
+each of `--lite-widths` (random weights: only the time counts).
 
 Training: images per second of one decoder update, for each change that made training cheaper,
 measured in this same run:
@@ -16,6 +17,7 @@ measured in this same run:
   +skips      v2: the photo crops encoded to relu3_1 each step (no gradients) for the skips
 
     python benchmarks/bench_adain.py [--sizes 256 512 1024] [--repeat 3] [--train-steps 4]
+        [--lite-widths 16,32,64,256 16,32,96,256 ...]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import argparse
 import contextlib
 import copy
 import functools
+import statistics
 import time
 from collections.abc import Callable
 
@@ -34,6 +37,7 @@ from torch import nn
 from nst_plugin.engine.adain import (
     CONTENT_TAP,
     LITE,
+    LITE_WIDTHS,
     SKIP_TAPS,
     STYLE_TAPS,
     Decoder,
@@ -109,7 +113,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def bench_inference(device: torch.device, sizes: list[int], repeat: int, width: str) -> None:
+def bench_inference(
+    device: torch.device,
+    sizes: list[int],
+    repeat: int,
+    width: str,
+    lite_widths: list[tuple[int, ...]],
+) -> None:
     encoder = copy.deepcopy(load_encoder()).to(device)
     decoder = make_decoder(width).to(device).eval()
     style = torch.rand(1, 3, 512, 512, device=device)
@@ -144,29 +154,42 @@ def bench_inference(device: torch.device, sizes: list[int], repeat: int, width: 
                 f"| {size} | {name} | {ms:.0f} | {macs / 1e9:.1f} | {floor:.0f} | "
                 f"{ms / floor:.2f} | {base / ms:.2f}x |"
             )
-        ms, macs = _time_lite(device, size, repeat, bf16)
-        floor = 2 * macs / (gflops[True] * 1e9) * 1000
-        print(
-            f"| {size} | lite network (own encoder, AdaIN at 4 levels), channels_last"
-            f"{', bf16' if bf16 else ''} | {ms:.0f} | {macs / 1e9:.1f} | {floor:.0f} | "
-            f"{ms / floor:.2f} | {base / ms:.2f}x |"
-        )
+        timed = _time_lites(device, size, repeat, bf16, lite_widths)
+        for widths, (ms, macs) in zip(lite_widths, timed, strict=True):
+            floor = 2 * macs / (gflops[True] * 1e9) * 1000
+            print(
+                f"| {size} | lite network {' '.join(map(str, widths))} (own encoder, AdaIN at 4 "
+                f"levels), channels_last{', bf16' if bf16 else ''} | {ms:.0f} | "
+                f"{macs / 1e9:.1f} | {floor:.0f} | {ms / floor:.2f} | {base / ms:.2f}x "
+                f"({ms / timed[0][0]:.2f}x the first lite row's time) |"
+            )
     print(
         f"\nmeasured 3x3 conv throughput: {gflops[True]:.0f} GFLOP/s (channels_last, fp32); "
         f"bf16 {'native: autocast on' if bf16 else 'not native here: fp32 only'}"
     )
 
 
-def _time_lite(device: torch.device, size: int, repeat: int, bf16: bool) -> tuple[float, int]:
-    """The lite network (no VGG at inference): milliseconds per image and multiply-adds."""
+def _time_lites(
+    device: torch.device, size: int, repeat: int, bf16: bool, widths: list[tuple[int, ...]]
+) -> list[tuple[float, int]]:
+    """Lite networks (no VGG at inference) of these widths: milliseconds per image (the median
+    of `repeat` calls, the networks taking turns, so a busy machine slows each alike) and
+    multiply-adds."""
     fmt = torch.channels_last
-    net = make_decoder(LITE).to(device).eval().to(memory_format=fmt)
     x = torch.rand(1, 3, size, size, device=device).contiguous(memory_format=fmt)
+    style = torch.rand(1, 3, 512, 512, device=device)
+    runs, macs = [], []
     with torch.no_grad():
-        moments = [style_moments(None, torch.rand(1, 3, 512, 512, device=device), net)]
-        macs = conv_macs(net, lambda: net(x))
-        ms = _ms_per_call(lambda: stylize(None, net, x, moments), device, repeat, bf16)
-    return ms, macs
+        for w in widths:
+            net = make_decoder(LITE, widths=w).to(device).eval().to(memory_format=fmt)
+            moments = [style_moments(None, style, net)]
+            macs.append(conv_macs(net, lambda net=net: net(x)))
+            runs.append(functools.partial(stylize, None, net, x, moments))
+        times: list[list[float]] = [[] for _ in widths]
+        for _ in range(repeat):
+            for run, t in zip(runs, times, strict=True):
+                t.append(_ms_per_call(run, device, 1, bf16))
+    return [(statistics.median(t), m) for t, m in zip(times, macs, strict=True)]
 
 
 def _ms_per_call(run: Callable[[], object], device: torch.device, repeat: int, bf16: bool) -> float:
@@ -258,13 +281,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--lite-widths",
+        nargs="+",
+        default=[",".join(map(str, LITE_WIDTHS))],
+        help="a lite network row for each of these stage widths, as A,B,C,D (random weights)",
+    )
     args = parser.parse_args()
+    lite_widths = [tuple(int(c) for c in w.split(",")) for w in args.lite_widths]
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for device in devices:
-        bench_inference(device, args.sizes, args.repeat, args.width)
+        bench_inference(device, args.sizes, args.repeat, args.width, lite_widths)
         if args.train_steps:
             bench_training(device, args.train_steps, args.batch, args.crop)
 
