@@ -78,7 +78,8 @@ RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
     # term half composition_vii's share of the loss), so it is 1500 from there.
     # benchmarks/fast-training.md item 26 (style 3.3% behind our AdaIN's); from 0.56 h with the
     # relu4_2 content term and a noise channel, and more style at the end, item 37: content 8%
-    # ahead, style 3.8% behind, a diamond lattice over flat areas.
+    # ahead, style 3.8% behind, a diamond lattice over flat areas; from 1.2 h with the spectral
+    # terms and the last phase's style, item 38: style 2.1% behind, the lattice mostly gone.
     "udnie": [
         (0.24, {**_UDNIE, "crop": 128, "style_weight": 2.5e5, "teacher_style_mix": 0.6,
                 "teacher_weight": 200.0}),
@@ -86,10 +87,11 @@ RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
                 "teacher_weight": 600.0}),
         (1.2, {**_UDNIE, "crop": 192, "style_weight": 2.5e5, "teacher_style_mix": 0.6,
                "deep_content_weight": 2.0, "noise_channels": 1}),
-        (1.6, {**_UDNIE, "crop": 192, "style_weight": 3e5, "teacher_style_mix": 0.5,
-               "deep_content_weight": 2.0, "noise_channels": 1}),
-        (1.965, {**_UDNIE, "crop": 192, "style_weight": 4.5e5, "teacher_style_mix": 0.3,
-                 "deep_content_weight": 2.0, "noise_channels": 1, "stability_weight": 200.0,
+        # the lattice's answer from composition_vii (the spectral terms), with more style
+        (1.6, {**_UDNIE, **_AGAINST_LATTICE, "crop": 192, "style_weight": 4.5e5,
+               "teacher_style_mix": 0.3, "deep_content_weight": 2.0}),
+        (1.965, {**_UDNIE, **_AGAINST_LATTICE, "crop": 192, "style_weight": 4.5e5,
+                 "teacher_style_mix": 0.3, "deep_content_weight": 2.0, "stability_weight": 200.0,
                  "lr_decay": 3e-4}),
     ],
 }  # fmt: skip
