@@ -27,6 +27,7 @@ from torch import nn
 from . import dormant, fast
 from .adain import (
     CONTENT_TAP,
+    LITE,
     LITE_WIDTHS,
     SKIP_TAPS,
     STYLE_TAPS,
@@ -138,7 +139,7 @@ def _check_lite_widths(settings: TrainSettings, decoder: nn.Module | None) -> No
     widths = settings.lite_widths
     if len(widths) != 4 or min(widths) < 1:
         raise InputError(f"lite widths must be four channel counts of 1 or more, got {widths}")
-    if widths != LITE_WIDTHS and settings.width != "lite":
+    if widths != LITE_WIDTHS and settings.width != LITE:
         raise InputError("lite widths are for a lite network only")
     if isinstance(decoder, LiteNet) and any(
         new < old for new, old in zip(widths, decoder.widths, strict=True)
@@ -333,7 +334,7 @@ class AdaINTrainer(Trainer):
         if isinstance(net, LiteNet) and net.slope != settings.lite_slope:
             net.set_slope(settings.lite_slope)
         if isinstance(net, LiteNet) and net.widths != settings.lite_widths:
-            # Adam's moments belong to the old shapes; the new channels' start at zero anyway
+            # Adam's moments have the old shapes: the optimizer starts anew
             net, adam_tensors = net.widened(settings.lite_widths), None
         self.net = net.to(dev, memory_format=fmt)
         self.net.train().requires_grad_(True)
