@@ -186,9 +186,15 @@ def _time_lites(
             macs.append(conv_macs(net, lambda net=net: net(x)))
             runs.append(functools.partial(stylize, None, net, x, moments))
         times: list[list[float]] = [[] for _ in widths]
-        for _ in range(repeat):
-            for run, t in zip(runs, times, strict=True):
-                t.append(_ms_per_call(run, device, 1, bf16))
+        with autocast(device) if bf16 else contextlib.nullcontext():
+            for run in runs:
+                run()  # warm-up, once per network
+            for _ in range(repeat):
+                for run, t in zip(runs, times, strict=True):
+                    t0 = time.perf_counter()
+                    run()
+                    _sync(device)
+                    t.append((time.perf_counter() - t0) * 1000)
     return [(statistics.median(t), m) for t, m in zip(times, macs, strict=True)]
 
 
