@@ -115,6 +115,14 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         "it widens that network with its output unchanged "
         f"({' '.join(map(str, d.lite_widths))})",
     )
+    adain.add_argument(
+        "--lite-modulate",
+        action="store_const",
+        const=True,
+        dest="lite_modulated",
+        help="a lite network's decoder filters scaled and shifted by the style (MicroAST's "
+        "filter modulation); on --resume it adds the modulator with the output unchanged",
+    )
     f = FastSettings()
     fast.add_argument("--width", type=int, help=f"network width ({f.width})")
     fast.add_argument("--blocks", type=int, help=f"residual blocks ({f.blocks})")

@@ -233,10 +233,43 @@ def test_a_widened_lite_network_draws_exactly_as_before_and_its_file_says_so(tmp
         wide.widened((16, 32, 80, 256))
 
 
+def test_a_modulator_added_to_a_lite_network_changes_nothing_until_trained(tmp_path):
+    torch.manual_seed(0)
+    net = adain.make_decoder("lite", slope=0.02, widths=(8, 16, 16, 32)).eval()
+    modulated = net.with_modulator().eval()
+    image, style = torch.rand(1, 3, 40, 48), torch.rand(1, 3, 32, 32)
+    moments = [adain.style_moments(None, style, net)]
+    before = adain.stylize(None, net, image, moments)
+    assert torch.equal(adain.stylize(None, modulated, image, moments), before)
+    with torch.no_grad():  # a trained modulator: its output now depends on the style
+        modulated.modulator.net[-1].weight.normal_(0, 0.05)
+    styled = adain.stylize(None, modulated, image, moments)
+    other = adain.stylize(None, modulated, image, [adain.style_moments(None, 1 - style, net)])
+    assert not torch.allclose(styled, before, atol=1e-3)
+    assert not torch.allclose(styled, other, atol=1e-3)
+    path = tmp_path / "modulated.safetensors"
+    save_checkpoint(path, modulated, width="lite", encoder="none", settings={}, state={})
+    loaded, meta = load_decoder(path)
+    assert meta["architecture_version"] == "6" and meta["modulated"] and loaded.modulated
+    assert loaded.widths == (8, 16, 16, 32) and loaded.slope == 0.02
+    assert torch.equal(adain.stylize(None, loaded, image, moments), styled)
+    with pytest.raises(ValueError, match="widened before a modulator"):
+        modulated.widened((8, 16, 32, 32))
+
+
+def test_a_modulated_file_of_the_default_widths_records_them(tmp_path):
+    path = tmp_path / "modulated.safetensors"
+    net = adain.make_decoder("lite", modulated=True)
+    save_checkpoint(path, net, width="lite", encoder="none", settings={}, state={})
+    loaded, meta = load_decoder(path)
+    assert meta["widths"] == adain.LITE_WIDTHS and loaded.modulated and meta["slope"] == 0.0
+
+
 @pytest.mark.parametrize(
     ("version", "widths", "message"),
     [
         ("5", None, "v5 but records no usable widths"),
+        ("6", None, "v6 but records no usable widths"),
         ("5", "16,32,64,256", "v5 but records no usable widths"),
         ("5", "16,forty", "v5 but records no usable widths"),
         ("4", "16,40,80,256", "records widths with architecture v4"),

@@ -279,10 +279,38 @@ def test_lite_widths_on_resume_widen_the_network_and_training_goes_on(folders, t
     assert "\n" not in str(err.value)
 
 
+def test_lite_modulate_on_resume_adds_a_modulator_and_keeps_the_optimizer(folders, tmp_path):
+    """MicroAST's filter modulation grown into a trained network, its output kept at the swap."""
+    out = tmp_path / "lite.safetensors"
+    lite = {"width": "lite", "recon_steps": 2, "lite_slope": 0.01}
+    with pytest.warns(UserWarning):
+        _train(folders, out, 6, settings=lite)
+    with pytest.warns(UserWarning):
+        state = _train(folders, out, 8, resume=True, settings={"lite_modulated": True})
+    assert state.step == 8
+    decoder, meta = load_decoder(out)
+    assert meta["architecture_version"] == "6" and decoder.modulated
+    assert meta["settings"]["lite_modulated"] is True
+    weights, _ = read_checkpoint(out)
+    assert weights["decoder.modulator.net.3.weight"].abs().sum() > 0  # it trained
+    assert weights["adam.0.step"].item() == 8  # the old parameters kept their Adam state
+    with pytest.warns(UserWarning):
+        state = _train(folders, out, 10, resume=True)  # the file's modulator is kept
+    assert state.step == 10 and load_decoder(out)[0].modulated
+    for settings, message in [
+        ({"lite_modulated": False}, "has a style modulator, which stays"),
+        ({"lite_widths": [16, 40, 64, 256]}, "with a style modulator cannot be widened"),
+    ]:
+        with pytest.warns(UserWarning), pytest.raises(InputError, match=message) as err:
+            _train(folders, out, 12, resume=True, settings=settings)
+        assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
         ({"width": "lite", "lite_slope": 1.0}, "lite slope must be at least 0 and below 1"),
+        ({"width": "half", "lite_modulated": True}, "style modulator is for a lite network"),
         ({"width": "lite", "lite_slope": -0.1}, "lite slope must be at least 0 and below 1"),
         ({"width": "half", "lite_slope": 0.01}, "lite slope is for a lite network only"),
         ({"width": "lite", "lite_slope": 0.01, "recycle_every": 5}, "leaky ones do not die"),

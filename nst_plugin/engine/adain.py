@@ -15,7 +15,7 @@ alpha within the range `AdaINOptions` declares); this module only asserts shapes
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -41,6 +41,9 @@ LEAKY_LITE_VERSION = 4
 # 5: `LiteNet` of other widths than LITE_WIDTHS, recorded in the file (leaky or not), which a
 # v3 or v4 reader would build at the wrong size
 WIDE_LITE_VERSION = 5
+# 6: `LiteNet` with a `StyleModulator` (any widths, recorded in the file; leaky or not), whose
+# weights an older reader would not know
+MODULATED_LITE_VERSION = 6
 LITE_WIDTHS = (16, 32, 64, 256)
 WIDTHS = {"full": 1.0, "half": 0.5}
 LITE = "lite"
@@ -197,6 +200,46 @@ def _activation(slope: float) -> nn.Module:
     return nn.LeakyReLU(slope) if slope else nn.ReLU()
 
 
+class StyleModulator(nn.Module):
+    """Per-channel scale and shift after each of a lite decoder's convolutions, from the
+    restyled maps' moments: MicroAST's filter modulation (Wang et al., AAAI 2023), which makes
+    the decoder's own filters depend on the style, where AdaIN alone sets only its inputs.
+
+    Departures from MicroAST: its modulation comes from a second, style-only encoder's maps
+    (depthwise convolutions and pooling); here a small MLP reads the moments the restyled maps
+    already carry (at alpha 1 and without masks, the style's own), so `draw` needs nothing
+    beyond the maps, style blends and alpha carry over as they do for AdaIN, and under masks
+    the modulation is the mixture's, one for the whole image. MicroAST adds `bias * input`;
+    this adds a shift (the input and output widths differ here). The last layer starts at zero:
+    a network given a modulator draws exactly what it drew before (`LiteNet.with_modulator`).
+    """
+
+    def __init__(self, widths: Sequence[int], hidden: int = 128) -> None:
+        super().__init__()
+        a, b, c, d = widths
+        # every decoder convolution's output but the last (the RGB one), in `draw`'s order
+        self.sizes = [d, c, c, b, b, a, a]
+        stats = 2 * (a + b + c + d)
+        self.net = nn.Sequential(
+            nn.LayerNorm(stats),
+            nn.Linear(stats, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, 2 * sum(self.sizes)),
+        )
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, maps: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(scale, shift) per modulated convolution, each (B, C, 1, 1); scale is 1 + output."""
+        stats = torch.cat([torch.cat(calc_mean_std(m), 1).flatten(1) for m in maps], 1)
+        out = self.net(stats)[..., None, None]
+        scale, shift = out.split(sum(self.sizes), 1)
+        return [
+            (1.0 + g, h)
+            for g, h in zip(scale.split(self.sizes, 1), shift.split(self.sizes, 1), strict=True)
+        ]
+
+
 class LiteNet(nn.Module):
     """A small encoder and decoder trained together, so that no VGG runs at inference.
 
@@ -218,7 +261,9 @@ class LiteNet(nn.Module):
     leaky one with its weights as they are, to train on.
     """
 
-    def __init__(self, widths: Sequence[int] = LITE_WIDTHS, slope: float = 0.0) -> None:
+    def __init__(
+        self, widths: Sequence[int] = LITE_WIDTHS, slope: float = 0.0, modulated: bool = False
+    ) -> None:
         super().__init__()
         if len(widths) != 4 or min(widths) < 1:
             raise ValueError(f"a lite network has four stages of 1 or more channels, got {widths}")
@@ -246,6 +291,8 @@ class LiteNet(nn.Module):
             ]
         )
         self.skips = nn.ModuleList(nn.Conv2d(w, w, 1) for w in (c, b, a))
+        # registered last, so the other parameters keep their order (and their Adam state)
+        self.modulator = StyleModulator(self.widths) if modulated else None
 
     @property
     def width(self) -> str:
@@ -259,6 +306,17 @@ class LiteNet(nn.Module):
                     setattr(parent, name, _activation(slope))
         self.slope = slope
 
+    @property
+    def modulated(self) -> bool:
+        return self.modulator is not None
+
+    def with_modulator(self) -> LiteNet:
+        """This network with a `StyleModulator` added, drawing exactly what it drew, to train on."""
+        net = LiteNet(self.widths, slope=self.slope, modulated=True)
+        missing, unexpected = net.load_state_dict(self.state_dict(), strict=False)
+        assert not unexpected and all(k.startswith("modulator.") for k in missing), missing
+        return net
+
     @torch.no_grad()
     def widened(self, widths: Sequence[int]) -> LiteNet:
         """The same function with more channels at some stages, to train on.
@@ -271,6 +329,8 @@ class LiteNet(nn.Module):
         does gives their incoming weights a gradient. AdaIN restyles the new channels like the
         old ones: they feed only zero weights, so the output is unchanged.
         """
+        if self.modulated:
+            raise ValueError("a lite network is widened before a modulator is added, not after")
         if any(new < old for new, old in zip(widths, self.widths, strict=True)):
             raise ValueError(f"a lite network can only grow: {self.widths} to {tuple(widths)}")
         wide = LiteNet(widths, slope=self.slope)
@@ -297,9 +357,28 @@ class LiteNet(nn.Module):
     def draw(self, targets: Sequence[torch.Tensor], context: None = None) -> torch.Tensor:
         """From the restyled maps (finest first) to an image."""
         *fine, deepest = targets
-        x = self.decoder[0](deepest)
+        mods = iter(self.modulator(targets)) if self.modulator is not None else None
+        x = self._run(self.decoder[0], deepest, mods)
         for block, skip, feat in zip(self.decoder[1:], self.skips, reversed(fine), strict=True):
-            x = block(x + skip(feat.to(x.dtype)))
+            x = self._run(block, x + skip(feat.to(x.dtype)), mods)
+        return x
+
+    @staticmethod
+    def _run(
+        block: nn.Sequential,
+        x: torch.Tensor,
+        mods: Iterator[tuple[torch.Tensor, torch.Tensor]] | None,
+    ) -> torch.Tensor:
+        """A decoder block, each convolution's output scaled and shifted by the modulator's next
+        pair (the last block's RGB convolution has none: the iterator is spent by then)."""
+        if mods is None:
+            return block(x)
+        for layer in block:
+            x = layer(x)
+            if isinstance(layer, nn.Conv2d):
+                pair = next(mods, None)
+                if pair is not None:
+                    x = torch.addcmul(pair[1].to(x.dtype), x, pair[0].to(x.dtype))
         return x
 
     def forward(self, image: torch.Tensor, moments: Moments | None = None) -> torch.Tensor:
@@ -317,14 +396,21 @@ AnyDecoder = Decoder | LiteNet
 
 
 def make_decoder(
-    width: str = "full", slope: float = 0.0, widths: Sequence[int] = LITE_WIDTHS
+    width: str = "full",
+    slope: float = 0.0,
+    widths: Sequence[int] = LITE_WIDTHS,
+    modulated: bool = False,
 ) -> AnyDecoder:
-    """`slope` and `widths`: the lite network's (`LiteNet`); VGG decoders have neither."""
-    return LiteNet(widths, slope=slope) if width == LITE else Decoder(width)
+    """`slope`, `widths` and `modulated`: the lite network's (`LiteNet`); VGG decoders have none."""
+    if width == LITE:
+        return LiteNet(widths, slope=slope, modulated=modulated)
+    return Decoder(width)
 
 
 def architecture_version(decoder: AnyDecoder) -> int:
     if isinstance(decoder, LiteNet):
+        if decoder.modulated:
+            return MODULATED_LITE_VERSION
         if decoder.widths != LITE_WIDTHS:
             return WIDE_LITE_VERSION
         return LEAKY_LITE_VERSION if decoder.slope else LITE_VERSION

@@ -25,6 +25,7 @@ from .adain import (
     LITE,
     LITE_VERSION,
     LITE_WIDTHS,
+    MODULATED_LITE_VERSION,
     WIDE_LITE_VERSION,
     AnyDecoder,
     Decoder,
@@ -71,7 +72,7 @@ def save_checkpoint(
     }
     if isinstance(decoder, LiteNet) and decoder.slope:
         meta["slope"] = repr(decoder.slope)
-    if isinstance(decoder, LiteNet) and decoder.widths != LITE_WIDTHS:
+    if isinstance(decoder, LiteNet) and (decoder.widths != LITE_WIDTHS or decoder.modulated):
         meta["widths"] = ",".join(map(str, decoder.widths))
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=meta)
@@ -98,10 +99,11 @@ def read_checkpoint(
             f"{path} is not an nst-plugin AdaIN decoder (format {raw.get('format')!r})"
         )
     version = raw.get("architecture_version")
-    lite_versions = (str(LITE_VERSION), str(LEAKY_LITE_VERSION), str(WIDE_LITE_VERSION))
-    readable = (
-        f"v{DECODER_VERSION}, v{LITE_VERSION}, v{LEAKY_LITE_VERSION} and v{WIDE_LITE_VERSION}"
+    lite_versions = tuple(
+        str(v)
+        for v in (LITE_VERSION, LEAKY_LITE_VERSION, WIDE_LITE_VERSION, MODULATED_LITE_VERSION)
     )
+    readable = f"v{DECODER_VERSION} and " + ", ".join(f"v{v}" for v in lite_versions)
     if version not in (str(DECODER_VERSION), *lite_versions) and not (upgrade and version == "1"):
         hint = " (start a new file from it: nst train adain --init OLD --out NEW)"
         raise WeightsError(
@@ -111,8 +113,7 @@ def read_checkpoint(
     if (raw.get("width") == LITE) != (version in lite_versions):
         raise WeightsError(
             f"{path} records width {raw.get('width')!r} with architecture v{version}: "
-            f"only the {LITE} network is v{LITE_VERSION}, v{LEAKY_LITE_VERSION} or "
-            f"v{WIDE_LITE_VERSION}"
+            f"only the {LITE} network is " + " or ".join(f"v{v}" for v in lite_versions)
         )
     try:
         slope = float(raw.get("slope", "0"))
@@ -122,12 +123,13 @@ def read_checkpoint(
     if version == str(LEAKY_LITE_VERSION):
         fits = leaky
     else:
-        fits = slope == 0.0 or leaky and version == str(WIDE_LITE_VERSION)
+        free = (str(WIDE_LITE_VERSION), str(MODULATED_LITE_VERSION))
+        fits = slope == 0.0 or leaky and version in free
     if not fits:
         raise WeightsError(
             f"{path} records slope {raw.get('slope')!r} with architecture v{version}: "
-            f"v{LEAKY_LITE_VERSION} has a slope between 0 and 1, v{WIDE_LITE_VERSION} may have "
-            "one, no other version has one"
+            f"v{LEAKY_LITE_VERSION} has a slope between 0 and 1, v{WIDE_LITE_VERSION} and "
+            f"v{MODULATED_LITE_VERSION} may have one, no other version has one"
         )
     widths = _recorded_widths(path, raw, version)
     if content_hash(tensors) != raw.get("sha256"):
@@ -139,26 +141,30 @@ def read_checkpoint(
     meta["state"] = json.loads(raw.get("state", "{}"))
     meta["slope"] = slope
     meta["widths"] = widths
+    meta["modulated"] = version == str(MODULATED_LITE_VERSION)
     return tensors, meta
 
 
 def _recorded_widths(path: Path, raw: dict[str, str], version: str | None) -> tuple[int, ...]:
-    """A v5 file's four stage widths, other than LITE_WIDTHS; every other file has none."""
-    if version != str(WIDE_LITE_VERSION):
+    """A v5 file's four stage widths, other than LITE_WIDTHS; a v6 file's, any; every other
+    file has none."""
+    wide, modulated = str(WIDE_LITE_VERSION), str(MODULATED_LITE_VERSION)
+    if version not in (wide, modulated):
         if "widths" in raw:
             raise WeightsError(
-                f"{path} records widths with architecture v{version}: only "
-                f"v{WIDE_LITE_VERSION} has them"
+                f"{path} records widths with architecture v{version}: only v{wide} and "
+                f"v{modulated} have them"
             )
         return LITE_WIDTHS
     try:
         widths = tuple(int(w) for w in raw["widths"].split(","))
     except (KeyError, ValueError):
         widths = ()
-    if len(widths) != 4 or min(widths) < 1 or widths == LITE_WIDTHS:
+    if len(widths) != 4 or min(widths) < 1 or (widths == LITE_WIDTHS and version == wide):
+        other = f", other than {LITE_WIDTHS}," if version == wide else ""
         raise WeightsError(
-            f"{path} is architecture v{WIDE_LITE_VERSION} but records no usable widths "
-            f"({raw.get('widths')!r}): four stage widths, other than {LITE_WIDTHS}, are needed"
+            f"{path} is architecture v{version} but records no usable widths "
+            f"({raw.get('widths')!r}): four stage widths{other} are needed"
         )
     return widths
 
@@ -179,7 +185,9 @@ def load_decoder(
     path: str | os.PathLike, *, upgrade: bool = False
 ) -> tuple[AnyDecoder, dict[str, Any]]:
     tensors, meta = read_checkpoint(path, upgrade=upgrade)
-    decoder = make_decoder(meta["width"], slope=meta["slope"], widths=meta["widths"])
+    decoder = make_decoder(
+        meta["width"], slope=meta["slope"], widths=meta["widths"], modulated=meta["modulated"]
+    )
     weights = {k[len("decoder.") :]: v for k, v in tensors.items() if k.startswith("decoder.")}
     try:
         decoder.load_state_dict(weights)

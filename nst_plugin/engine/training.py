@@ -112,6 +112,9 @@ class TrainSettings:
     # a lite network's four stage widths (`LiteNet`); wider than a resumed file's, that network
     # is widened with its function kept (`LiteNet.widened`) and its optimizer state starts anew
     lite_widths: tuple[int, ...] = LITE_WIDTHS
+    # a lite network's decoder filters modulated by the style (`StyleModulator`); set on a
+    # resumed file without one, the modulator is added with the network's output unchanged
+    lite_modulated: bool = False
 
     def __post_init__(self) -> None:
         self.lite_widths = tuple(self.lite_widths)  # a list when read back from a file's JSON
@@ -147,6 +150,13 @@ def _check_lite_widths(settings: TrainSettings, decoder: nn.Module | None) -> No
         raise InputError(
             f"lite widths can only grow a resumed network: it has {decoder.widths}, got {widths}"
         )
+    if settings.lite_modulated and settings.width != LITE:
+        raise InputError("a style modulator is for a lite network only")
+    if isinstance(decoder, LiteNet) and decoder.modulated:
+        if not settings.lite_modulated:
+            raise InputError("the resumed lite network has a style modulator, which stays")
+        if widths != decoder.widths:
+            raise InputError("a lite network with a style modulator cannot be widened")
 
 
 STRUCTURE_TAP = "relu3_1"
@@ -330,12 +340,17 @@ class AdaINTrainer(Trainer):
         fmt = torch.channels_last
         self.encoder = copy.deepcopy(encoder.truncated(CONTENT_TAP)).to(dev, memory_format=fmt)
         _check_lite_widths(settings, decoder)
-        net = decoder or make_decoder(settings.width, widths=settings.lite_widths)
+        net = decoder or make_decoder(
+            settings.width, widths=settings.lite_widths, modulated=settings.lite_modulated
+        )
         if isinstance(net, LiteNet) and net.slope != settings.lite_slope:
             net.set_slope(settings.lite_slope)
         if isinstance(net, LiteNet) and net.widths != settings.lite_widths:
             # Adam's moments have the old shapes: the optimizer starts anew
             net, adam_tensors = net.widened(settings.lite_widths), None
+        if isinstance(net, LiteNet) and settings.lite_modulated and not net.modulated:
+            # registered last: the other parameters keep their Adam state
+            net = net.with_modulator()
         self.net = net.to(dev, memory_format=fmt)
         self.net.train().requires_grad_(True)
         self.scales = {t: v.to(dev) for t, v in (scales or loss_scales(data)).items()}
