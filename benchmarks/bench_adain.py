@@ -6,7 +6,8 @@ throughput, so the ratio says how close to the hardware we run; one row per chan
 of the one before: the v1 decoder (the paper's, no skips) contiguous in fp32, channels_last, bf16
 autocast (only where the CPU has native bf16, as the method does), the v2 skips; then the lite
 network (its own small encoder, AdaIN at four levels, no VGG), against the first row, once for
-each of `--lite-widths` (random weights: only the time counts).
+each of `--lite-widths` (random weights: only the time counts; a trailing "+m" adds the style
+modulator, `--lite-modulate`).
 
 Training: images per second of one decoder update, for each change that made training cheaper,
 measured in this same run:
@@ -17,7 +18,7 @@ measured in this same run:
   +skips      v2: the photo crops encoded to relu3_1 each step (no gradients) for the skips
 
     python benchmarks/bench_adain.py [--sizes 256 512 1024] [--repeat 3] [--train-steps 4]
-        [--lite-widths 16,32,64,256 16,32,96,256 ...]
+        [--lite-widths 16,32,64,256 16,32,128,256 16,32,128,256+m ...]
 """
 
 from __future__ import annotations
@@ -113,12 +114,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+# a lite network's stage widths, and whether it has the style modulator
+LiteSpec = tuple[tuple[int, ...], bool]
+
+
 def bench_inference(
     device: torch.device,
     sizes: list[int],
     repeat: int,
     width: str,
-    lite_widths: list[tuple[int, ...]],
+    lite_widths: list[LiteSpec],
 ) -> None:
     encoder = copy.deepcopy(load_encoder()).to(device)
     decoder = make_decoder(width).to(device).eval()
@@ -155,10 +160,11 @@ def bench_inference(
                 f"{ms / floor:.2f} | {base / ms:.2f}x |"
             )
         timed = _time_lites(device, size, repeat, bf16, lite_widths)
-        for widths, (ms, macs) in zip(lite_widths, timed, strict=True):
+        for (widths, modulated), (ms, macs) in zip(lite_widths, timed, strict=True):
             floor = 2 * macs / (gflops[True] * 1e9) * 1000
             print(
-                f"| {size} | lite network {' '.join(map(str, widths))} (own encoder, AdaIN at 4 "
+                f"| {size} | lite network {' '.join(map(str, widths))}"
+                f"{' with the style modulator' if modulated else ''} (own encoder, AdaIN at 4 "
                 f"levels), channels_last{', bf16' if bf16 else ''} | {ms:.0f} | "
                 f"{macs / 1e9:.1f} | {floor:.0f} | {ms / floor:.2f} | {base / ms:.2f}x "
                 f"({ms / timed[0][0]:.2f}x the first lite row's time) |"
@@ -170,7 +176,7 @@ def bench_inference(
 
 
 def _time_lites(
-    device: torch.device, size: int, repeat: int, bf16: bool, widths: list[tuple[int, ...]]
+    device: torch.device, size: int, repeat: int, bf16: bool, widths: list[LiteSpec]
 ) -> list[tuple[float, int]]:
     """Lite networks (no VGG at inference) of these widths: milliseconds per image (the median
     of `repeat` calls, the networks taking turns, so a busy machine slows each alike) and
@@ -180,8 +186,9 @@ def _time_lites(
     style = torch.rand(1, 3, 512, 512, device=device)
     runs, macs = [], []
     with torch.no_grad():
-        for w in widths:
-            net = make_decoder(LITE, widths=w).to(device).eval().to(memory_format=fmt)
+        for w, modulated in widths:
+            net = make_decoder(LITE, widths=w, modulated=modulated)
+            net = net.to(device).eval().to(memory_format=fmt)
             moments = [style_moments(None, style, net)]
             macs.append(conv_macs(net, lambda net=net: net(x)))
             runs.append(functools.partial(stylize, None, net, x, moments))
@@ -291,10 +298,14 @@ def main() -> None:
         "--lite-widths",
         nargs="+",
         default=[",".join(map(str, LITE_WIDTHS))],
-        help="a lite network row for each of these stage widths, as A,B,C,D (random weights)",
+        help="a lite network row for each of these stage widths, as A,B,C,D (random weights); "
+        "A,B,C,D+m: with the style modulator",
     )
     args = parser.parse_args()
-    lite_widths = [tuple(int(c) for c in w.split(",")) for w in args.lite_widths]
+    lite_widths = [
+        (tuple(int(c) for c in w.removesuffix("+m").split(",")), w.endswith("+m"))
+        for w in args.lite_widths
+    ]
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])

@@ -247,6 +247,13 @@ def test_a_modulator_added_to_a_lite_network_changes_nothing_until_trained(tmp_p
     other = adain.stylize(None, modulated, image, [adain.style_moments(None, 1 - style, net)])
     assert not torch.allclose(styled, before, atol=1e-3)
     assert not torch.allclose(styled, other, atol=1e-3)
+    unfolded = modulated(image, moments[0])  # with gradients: scaled after each convolution
+    with torch.no_grad():  # inference: folded into the convolutions' weights
+        folded = modulated(image, moments[0])
+        pair = modulated(torch.cat([image, image]), moments[0])  # a batch: scaled after
+    assert torch.allclose(unfolded, folded, atol=1e-5) and torch.allclose(
+        pair[1], folded, atol=1e-5
+    )
     path = tmp_path / "modulated.safetensors"
     save_checkpoint(path, modulated, width="lite", encoder="none", settings={}, state={})
     loaded, meta = load_decoder(path)
