@@ -138,7 +138,8 @@ def loss_scales(data: TrainData) -> dict[str, torch.Tensor]:
     return scales
 
 
-def _check_lite_widths(settings: TrainSettings, decoder: nn.Module | None) -> None:
+def _check_lite_network(settings: TrainSettings, decoder: nn.Module | None) -> None:
+    """The lite widths and modulator asked for fit the network resumed (`decoder`), if any."""
     widths = settings.lite_widths
     if len(widths) != 4 or min(widths) < 1:
         raise InputError(f"lite widths must be four channel counts of 1 or more, got {widths}")
@@ -339,7 +340,7 @@ class AdaINTrainer(Trainer):
         # channels_last is the fast layout of oneDNN (CPU) and cuDNN
         fmt = torch.channels_last
         self.encoder = copy.deepcopy(encoder.truncated(CONTENT_TAP)).to(dev, memory_format=fmt)
-        _check_lite_widths(settings, decoder)
+        _check_lite_network(settings, decoder)
         net = decoder or make_decoder(
             settings.width, widths=settings.lite_widths, modulated=settings.lite_modulated
         )
