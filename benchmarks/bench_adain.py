@@ -190,7 +190,8 @@ def _time_lites(
             net = make_decoder(LITE, widths=w, modulated=modulated)
             net = net.to(device).eval().to(memory_format=fmt)
             moments = [style_moments(None, style, net)]
-            macs.append(conv_macs(net, lambda net=net: net(x)))
+            with torch.enable_grad():  # unfolded, so every convolution's hook fires
+                macs.append(conv_macs(net, lambda net=net: net(x)))
             runs.append(functools.partial(stylize, None, net, x, moments))
         times: list[list[float]] = [[] for _ in widths]
         with autocast(device) if bf16 else contextlib.nullcontext():

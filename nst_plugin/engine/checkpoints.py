@@ -103,7 +103,8 @@ def read_checkpoint(
         str(v)
         for v in (LITE_VERSION, LEAKY_LITE_VERSION, WIDE_LITE_VERSION, MODULATED_LITE_VERSION)
     )
-    readable = f"v{DECODER_VERSION} and " + ", ".join(f"v{v}" for v in lite_versions)
+    *first, last = (f"v{v}" for v in (DECODER_VERSION, *lite_versions))
+    readable = f"{', '.join(first)} and {last}"
     if version not in (str(DECODER_VERSION), *lite_versions) and not (upgrade and version == "1"):
         hint = " (start a new file from it: nst train adain --init OLD --out NEW)"
         raise WeightsError(
