@@ -133,6 +133,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         "texture; on --resume or --init a file without them gets them, zero-weighted "
         f"({f.noise_channels}: none)",
     )
+    fast.add_argument(
+        "--noise-cell",
+        type=int,
+        help="px between the noise field's independent values: above 1 a smooth field, seeds "
+        f"for patches that size; on --resume a file's noise changes cell ({f.noise_cell})",
+    )
     fast.add_argument("--tv-weight", type=float, help=f"total variation weight ({f.tv_weight:g})")
     fast.add_argument(
         "--histogram-weight",

@@ -181,11 +181,14 @@ def _grown(
     tensors: dict[str, torch.Tensor],
 ) -> tuple[torch.nn.Sequential, fast.NetConfig, dict[str, torch.Tensor]]:
     """A file's network and Adam state, given the noise channels the settings ask for when the
-    file has none (`fast.with_noise_input`); otherwise as they are."""
+    file has none (`fast.with_noise_input`) and the noise cell they ask for
+    (`fast.with_noise_cell`); otherwise as they are."""
     adam = {k: v for k, v in tensors.items() if k.startswith("adam.")}
     if settings.noise_channels > 0 and not config.noise_channels:
         net, config, grown = fast.with_noise_input(net, config, settings.noise_channels, adam)
-        return net, config, grown or {}
+        adam = grown or {}
+    if config.noise_channels and settings.noise_cell != config.noise_cell:
+        net, config = fast.with_noise_cell(net, config, settings.noise_cell)
     return net, config, adam
 
 

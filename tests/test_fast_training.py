@@ -914,3 +914,43 @@ def test_noise_input_gives_a_flat_photo_texture_that_does_not_repeat_and_trains(
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(InputError, match="noise channels must be 0 or more"):
         _train(photos, painting, tmp_path / "bad.safetensors", 1, settings={"noise_channels": -1})
+
+
+@pytest.mark.parametrize("size", [(64, 96), (37, 53)])
+def test_a_smooth_noise_field_has_unit_spread_and_patches_the_cells_size(size):
+    """With a cell of 8 px, neighbouring pixels share their noise and pixels three cells apart
+    do not; the field has unit spread, any size, and is the same at every inference."""
+    smooth, grain = fast.NoiseInput(1, 8).eval(), fast.NoiseInput(1, 1).eval()
+    x = torch.zeros(2, 3, *size)
+    field, white = smooth(x)[:, 3], grain(x)[:, 3]
+    assert field.shape == (2, *size) and torch.equal(field[0], field[1])
+    assert torch.equal(smooth(x), smooth(x))
+    assert abs(float(field[0].std()) - 1) < 1e-4
+
+    def correlation(f: torch.Tensor, lag: int) -> float:
+        pair = torch.stack([f[:, :-lag].flatten(), f[:, lag:].flatten()])
+        return float(torch.corrcoef(pair)[0, 1])
+
+    assert correlation(field[0], 1) > 0.9 and abs(correlation(field[0], 24)) < 0.35
+    assert abs(correlation(white[0], 1)) < 0.2
+
+
+def test_resuming_with_another_noise_cell_keeps_the_weights_and_records_the_cell(
+    photos, painting, tmp_path
+):
+    """A file trained on per-pixel noise resumes on a smooth field: the network keeps its
+    weights and draws the new field, the file records the new cell and a later resume keeps it;
+    a cell under 1 px is refused in one line."""
+    path = tmp_path / "noisy.safetensors"
+    _train(photos, painting, path, 2, settings={"noise_channels": 1})
+    net, config, _, _ = load_style_model(path)
+    weights = {k: v.clone() for k, v in net.state_dict().items()}
+    net, config = fast.with_noise_cell(net, config, 8)
+    assert config.noise_cell == 8 and net[0].cell == 8
+    assert all(torch.equal(weights[k], v) for k, v in net.state_dict().items())
+    _train(photos, painting, path, 3, resume=True, settings={"noise_cell": 8})
+    _train(photos, painting, path, 4, resume=True)
+    net, config, info, _ = load_style_model(path)
+    assert config.noise_cell == 8 and net[0].cell == 8 and info.settings["noise_cell"] == 8
+    with pytest.raises(InputError, match="noise cell must be 1 px or more"):
+        _train(photos, painting, tmp_path / "bad.safetensors", 1, settings={"noise_cell": 0})

@@ -47,7 +47,7 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -93,6 +93,7 @@ class NetConfig:
     downsamplings: int = 3
     edge_kernel: int = 5
     noise_channels: int = 0  # `NoiseInput`; 0: none, as in the paper
+    noise_cell: int = 1  # px between the noise field's independent values (`NoiseInput`)
 
     @property
     def multiple(self) -> int:
@@ -157,24 +158,39 @@ class NoiseInput(nn.Module):
     which the Gram term still asks for). At inference the field comes from NOISE_SEED
     (deterministic, and the same field for each frame of a video of one size); in training the
     trainer sets `draw` each step, so the network cannot learn one field's details.
+
+    With `cell` above 1 the field is smooth: independent values `cell` px apart, interpolated
+    (bicubic) and rescaled to unit spread. Per-pixel noise gives a network seeds for fine grain
+    only; shapes the size of a painting's flat patches would have to be summed from it over a
+    wide receptive field, and udnie's network learnt to ignore it and paint a lattice instead
+    (fast-training.md, items 37-40). A smooth field hands it irregular seeds at that size.
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, cell: int = 1) -> None:
         super().__init__()
         self.channels = channels
+        self.cell = cell
         self.draw = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         gen = torch.Generator().manual_seed(NOISE_SEED + (self.draw if self.training else 0))
-        noise = torch.randn(1, self.channels, h, w, generator=gen).to(x.device, x.dtype)
-        return torch.cat([x, noise.expand(b, -1, -1, -1)], 1)
+        if self.cell == 1:
+            noise = torch.randn(1, self.channels, h, w, generator=gen)
+        else:
+            rows, cols = -(-h // self.cell) + 3, -(-w // self.cell) + 3  # a cell beyond each edge
+            coarse = torch.randn(1, self.channels, rows, cols, generator=gen)
+            fine = F.interpolate(coarse, scale_factor=self.cell, mode="bicubic")
+            at = self.cell + self.cell // 2  # drop the edge cells, where bicubic's taps run out
+            noise = fine[..., at : at + h, at : at + w]
+            noise = noise / noise.std(dim=(-2, -1), keepdim=True)
+        return torch.cat([x, noise.to(x.device, x.dtype).expand(b, -1, -1, -1)], 1)
 
 
 def make_net(config: NetConfig = NetConfig()) -> nn.Sequential:
     """Photo (B, 3, H, W) in 0..1 -> stylized image, same size; H and W multiples of 2^downs."""
     k, c, noise = config.edge_kernel, config.width, config.noise_channels
-    layers: list[nn.Module] = [NoiseInput(noise)] if noise else []
+    layers: list[nn.Module] = [NoiseInput(noise, config.noise_cell)] if noise else []
     layers += [*_conv(3 + noise, c, k), nn.ReLU()]
     for _ in range(config.downsamplings):
         layers += [*_conv(c, 2 * c, 3, stride=2), _norm(2 * c), nn.ReLU()]
@@ -188,6 +204,17 @@ def make_net(config: NetConfig = NetConfig()) -> nn.Sequential:
         c //= 2
     layers += _conv(c, 3, k)
     return nn.Sequential(*layers)
+
+
+def with_noise_cell(
+    net: nn.Sequential, config: NetConfig, cell: int
+) -> tuple[nn.Sequential, NetConfig]:
+    """A network with noise input fed a field of another `cell`: no weights change (the input
+    keeps its spread), so a run can turn per-pixel noise smooth where it resumes."""
+    if not isinstance(net[0], NoiseInput):
+        raise ValueError("the network has no noise input")
+    net[0].cell = cell
+    return net, replace(config, noise_cell=cell)
 
 
 def with_noise_input(

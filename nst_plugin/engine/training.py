@@ -606,10 +606,17 @@ class FastSettings:
     edge_kernel: int = 5
     # Gaussian noise channels fed beside the photo (fast.NoiseInput); 0: none, as in the paper
     noise_channels: int = 0
+    # px between the noise field's independent values (fast.NoiseInput); 1: per-pixel noise
+    noise_cell: int = 1
 
     def net_config(self) -> fast.NetConfig:
         return fast.NetConfig(
-            self.width, self.blocks, self.downsamplings, self.edge_kernel, self.noise_channels
+            self.width,
+            self.blocks,
+            self.downsamplings,
+            self.edge_kernel,
+            self.noise_channels,
+            self.noise_cell,
         )
 
     def needs_teachers(self) -> bool:
@@ -677,6 +684,8 @@ class FastTrainer(Trainer):
     ) -> None:
         if s.noise_channels < 0:
             raise InputError(f"noise channels must be 0 or more, got {s.noise_channels}")
+        if s.noise_cell < 1:
+            raise InputError(f"noise cell must be 1 px or more, got {s.noise_cell}")
         multiple = s.net_config().multiple
         if s.crop % multiple or s.crop < 4 * multiple:
             raise InputError(
