@@ -210,6 +210,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         f"AdaIN's rendering, so no band or lattice is painted ({f.spectrum_peak_weight:g}: off)",
     )
     fast.add_argument(
+        "--texture-layout-weight",
+        type=float,
+        help="weight of a term comparing how much fine texture each 32 px square holds with our "
+        f"AdaIN's rendering, so smooth skies stay smooth ({f.texture_layout_weight:g}: off)",
+    )
+    fast.add_argument(
         "--fine-content-weight",
         type=float,
         help="weight of a second content term at relu1_1, that charges blobs where the photo "

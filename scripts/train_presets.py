@@ -117,6 +117,7 @@ OVERRIDES: list[tuple[str, type, str]] = [
     ("stability_weight", float, "noise stability term's weight, for all"),
     ("spectrum_weight", float, "power spectrum term's weight against our AdaIN, for all"),
     ("spectrum_peak_weight", float, "spectral peak term's weight against our AdaIN, for all"),
+    ("texture_layout_weight", float, "texture-placement term's weight against our AdaIN, for all"),
     ("noise_channels", int, "noise channels beside the photo, for all"),
     ("noise_cell", int, "px between the noise field's independent values, for all"),
     ("lr_decay", float, "learning rate = lr / (1 + decay * step), for all"),

@@ -954,3 +954,45 @@ def test_resuming_with_another_noise_cell_keeps_the_weights_and_records_the_cell
     assert config.noise_cell == 8 and net[0].cell == 8 and info.settings["noise_cell"] == 8
     with pytest.raises(InputError, match="noise cell must be 1 px or more"):
         _train(photos, painting, tmp_path / "bad.safetensors", 1, settings={"noise_cell": 0})
+
+
+def test_texture_layout_charges_texture_where_the_teacher_paints_none_not_other_strokes():
+    """A diagonal lattice over the left half of a picture whose teacher is textured only on the
+    right costs far more than the same lattice on the right; another texture of the same
+    strength in the teacher's place (noise, not the teacher's strokes) costs little."""
+    gen = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(128.0), indexing="ij")
+    lattice = 0.5 + 0.2 * torch.sin(2 * torch.pi * (xx + yy) / 8).expand(1, 3, 64, 128)
+    flat = torch.full((1, 3, 64, 128), 0.5)
+    right = torch.zeros(1, 1, 64, 128)
+    right[..., 64:] = 1
+    teacher = flat + (lattice - flat) * right
+    wrong = flat + (lattice - flat) * (1 - right)
+    noise = 0.5 + 0.2 / 2**0.5 * torch.randn(1, 1, 64, 128, generator=gen).expand(1, 3, -1, -1)
+    other = flat + (noise - flat) * right
+    misplaced = float(fast.texture_layout_loss(wrong, teacher))
+    assert float(fast.texture_layout_loss(teacher, teacher)) == 0
+    assert misplaced > 10 * float(fast.texture_layout_loss(other, teacher)) > 0
+    assert tuple(fast.texture_energy(teacher).shape) == (1, 1, 2, 4)
+
+
+def test_a_texture_layout_weight_is_checked_and_trains_against_the_teacher():
+    photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
+    settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
+    with pytest.raises(InputError, match="texture layout weight must be 0 or more"):
+        FastTrainer(
+            random_vgg(),
+            [photo],
+            make_image(32, 32)[None],
+            replace(settings, texture_layout_weight=-1.0),
+            teachers=[photo],
+        )
+    weighted = replace(settings, texture_layout_weight=1e3)
+    assert weighted.needs_teachers()
+    with pytest.raises(InputError, match="a teacher term needs one teacher image per photo"):
+        FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], weighted)
+    trainer = FastTrainer(
+        random_vgg(), [photo], make_image(32, 32)[None], weighted, teachers=[photo]
+    )
+    losses = trainer.step()
+    assert np.isfinite(losses["texture_layout"]) and losses["texture_layout"] > 0

@@ -581,6 +581,9 @@ class FastSettings:
     # weight of a term charging the output's largest spectral excesses over the teacher's
     # rendering's (fast.spectrum_peak_loss: bands and lattices); 0: off
     spectrum_peak_weight: float = 0.0
+    # weight of a term comparing where the output's fine texture sits, square by square, with
+    # the teacher's rendering (fast.texture_layout_loss); 0: off
+    texture_layout_weight: float = 0.0
     # the style term's weight at relu1_1, relu2_1, relu3_1, relu4_1 and relu5_1
     # (fast.style_tap_weights); the default is the paper's four layers alike
     style_tap_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 0.0)
@@ -626,6 +629,7 @@ class FastSettings:
             or self.teacher_style_mix > 0
             or self.spectrum_weight > 0
             or self.spectrum_peak_weight > 0
+            or self.texture_layout_weight > 0
         )
 
 
@@ -709,6 +713,7 @@ class FastTrainer(Trainer):
             "stability_weight",
             "spectrum_weight",
             "spectrum_peak_weight",
+            "texture_layout_weight",
             "flat_tv_weight",
         ):
             if getattr(s, name) < 0:
@@ -813,6 +818,8 @@ class FastTrainer(Trainer):
                 parts["spectrum"] = fast.spectrum_loss(out, teachers)
             if s.spectrum_peak_weight > 0 and teachers is not None:
                 parts["spectrum_peak"] = fast.spectrum_peak_loss(out, teachers)
+            if s.texture_layout_weight > 0 and teachers is not None:
+                parts["texture_layout"] = fast.texture_layout_loss(out, teachers)
             if s.regularity_weight > 0:
                 excess = fast.regularity(out) - fast.regularity(photo)
                 parts["regularity"] = excess.clamp_min(0).mean()
@@ -836,6 +843,7 @@ class FastTrainer(Trainer):
                 + s.stability_weight * parts.get("stability", 0.0)
                 + s.spectrum_weight * parts.get("spectrum", 0.0)
                 + s.spectrum_peak_weight * parts.get("spectrum_peak", 0.0)
+                + s.texture_layout_weight * parts.get("texture_layout", 0.0)
                 + s.flat_tv_weight * parts.get("flat_tv", 0.0)
             )
             losses = {k: v.item() for k, v in parts.items()}
