@@ -497,23 +497,37 @@ def test_batch_gram_pools_the_paintings_share_but_not_the_teachers():
     assert float(fast.perceptual_losses(feats, *args, taught=taught, mix=0.5)["style"]) > 1e-6
 
 
-def test_a_teacher_style_mix_is_checked_and_trains():
+@pytest.mark.parametrize(
+    ("field", "bad", "message", "good", "term"),
+    [
+        ("teacher_style_mix", 1.5, "teacher style mix must be within 0..1, got 1.5", 0.8, "style"),
+        (
+            "texture_layout_weight",
+            -1.0,
+            "texture layout weight must be 0 or more",
+            1e3,
+            "texture_layout",
+        ),
+    ],
+)
+def test_a_teacher_setting_is_checked_and_trains(field, bad, message, good, term):
     photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
     settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
-    with pytest.raises(InputError, match="teacher style mix must be within 0..1, got 1.5"):
+    with pytest.raises(InputError, match=message):
         FastTrainer(
             random_vgg(),
             [photo],
             make_image(32, 32)[None],
-            replace(settings, teacher_style_mix=1.5),
+            replace(settings, **{field: bad}),
             teachers=[photo],
         )
-    mixed = replace(settings, teacher_style_mix=0.8)
+    taught = replace(settings, **{field: good})
+    assert taught.needs_teachers()
     with pytest.raises(InputError, match="a teacher term needs one teacher image per photo"):
-        FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], mixed)
-    trainer = FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], mixed, teachers=[photo])
+        FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], taught)
+    trainer = FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], taught, teachers=[photo])
     losses = trainer.step()
-    assert np.isfinite(losses["style"]) and losses["style"] > 0
+    assert np.isfinite(losses[term]) and losses[term] > 0
 
 
 def test_training_with_a_teacher_renders_each_photo_with_our_adain(photos, painting, tmp_path):
@@ -954,6 +968,8 @@ def test_resuming_with_another_noise_cell_keeps_the_weights_and_records_the_cell
     assert config.noise_cell == 8 and net[0].cell == 8 and info.settings["noise_cell"] == 8
     with pytest.raises(InputError, match="noise cell must be 1 px or more"):
         _train(photos, painting, tmp_path / "bad.safetensors", 1, settings={"noise_cell": 0})
+    with pytest.raises(InputError, match="a noise cell needs noise channels"):
+        _train(photos, painting, tmp_path / "bad.safetensors", 1, settings={"noise_cell": 8})
 
 
 def test_texture_layout_charges_texture_where_the_teacher_paints_none_not_other_strokes():
@@ -974,25 +990,3 @@ def test_texture_layout_charges_texture_where_the_teacher_paints_none_not_other_
     assert float(fast.texture_layout_loss(teacher, teacher)) == 0
     assert misplaced > 10 * float(fast.texture_layout_loss(other, teacher)) > 0
     assert tuple(fast.texture_energy(teacher).shape) == (1, 1, 2, 4)
-
-
-def test_a_texture_layout_weight_is_checked_and_trains_against_the_teacher():
-    photo = (torch.rand(3, 48, 48) * 255).to(torch.uint8)
-    settings = FastSettings(crop=32, batch_size=2, width=4, blocks=1, recon_steps=0)
-    with pytest.raises(InputError, match="texture layout weight must be 0 or more"):
-        FastTrainer(
-            random_vgg(),
-            [photo],
-            make_image(32, 32)[None],
-            replace(settings, texture_layout_weight=-1.0),
-            teachers=[photo],
-        )
-    weighted = replace(settings, texture_layout_weight=1e3)
-    assert weighted.needs_teachers()
-    with pytest.raises(InputError, match="a teacher term needs one teacher image per photo"):
-        FastTrainer(random_vgg(), [photo], make_image(32, 32)[None], weighted)
-    trainer = FastTrainer(
-        random_vgg(), [photo], make_image(32, 32)[None], weighted, teachers=[photo]
-    )
-    losses = trainer.step()
-    assert np.isfinite(losses["texture_layout"]) and losses["texture_layout"] > 0

@@ -487,32 +487,6 @@ def stability_loss(
 
 
 SPECTRUM_BIN = 4  # frequency bins pooled per side: a texture's spread of frequencies, not its phase
-TEXTURE_SIGMA = 4.0  # px: the blur whose residue is the texture (as REGULARITY_SIGMA)
-TEXTURE_CELL = 32  # px squares: wider than udnie's lattice's 32 px period, so it reads its energy
-
-
-def texture_energy(image: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H/cell, W/cell) the RMS of the image's fine texture (each channel minus its blur,
-    summed over channels) in TEXTURE_CELL px squares: how much texture each square holds."""
-    x = image.float()
-    residue = x - gaussian_blur(x, TEXTURE_SIGMA, padding="reflect")
-    return F.avg_pool2d(residue.square().sum(1, keepdim=True), TEXTURE_CELL).add(1e-8).sqrt()
-
-
-def texture_layout_loss(output: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference of the output's and the teacher's `texture_energy`: texture where
-    the teacher paints texture, little where it paints little.
-
-    A departure from the paper, optional (`texture_layout_weight` in training). udnie's network
-    covers a smooth sky with a diamond lattice of its own, at a 32 px period, where our AdaIN
-    paints a few sparse strokes (fast-training.md, item 41); the Gram and spectrum terms are
-    statistics of a whole crop, so texture painted in the wrong place costs them nothing, and
-    the photo-based flat terms (item 36) miss the faintly shaded spots where the lattice also
-    sits. The teacher's rendering says where the strokes go, square by square.
-    """
-    return F.mse_loss(texture_energy(output), texture_energy(teacher))
-
-
 SPECTRUM_PEAK_SHARE = 0.02  # of the bins, those where the output's excess is largest
 
 
@@ -566,6 +540,33 @@ def spectrum_peak_loss(output: torch.Tensor, teacher: torch.Tensor) -> torch.Ten
     excess = (out - louder - taught).clamp_min(0).square()
     k = max(1, round(SPECTRUM_PEAK_SHARE * excess.shape[-1]))
     return excess.topk(k, -1).values.mean()
+
+
+TEXTURE_SIGMA = 4.0  # px: the blur whose residue is the texture (as REGULARITY_SIGMA)
+TEXTURE_CELL = 32  # px squares: wider than udnie's lattice's 32 px period, so it reads its energy
+
+
+def texture_energy(image: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H/cell, W/cell) the RMS of the image's fine texture (each channel minus its blur,
+    summed over channels) in TEXTURE_CELL px squares: how much texture each square holds."""
+    x = image.float()
+    residue = x - gaussian_blur(x, TEXTURE_SIGMA, padding="reflect")
+    return F.avg_pool2d(residue.square().sum(1, keepdim=True), TEXTURE_CELL).add(1e-8).sqrt()
+
+
+def texture_layout_loss(output: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the output's and the teacher's `texture_energy`: texture where
+    the teacher paints texture, little where it paints little.
+
+    A departure from the paper, optional (`texture_layout_weight` in training). udnie's network
+    covers a smooth sky with a diamond lattice of its own, at a 32 px period, where our AdaIN
+    paints a few sparse strokes (fast-training.md, item 41); the Gram and spectrum terms are
+    statistics of a whole crop, so texture painted in the wrong place costs them nothing, and
+    the photo-based flat terms (item 36) miss the faintly shaded spots where the lattice also
+    sits. The teacher's rendering says where the strokes go, square by square. On udnie at
+    weight 1e4 it weakened the lattice and cost style distance in proportion (item 42).
+    """
+    return F.mse_loss(texture_energy(output), texture_energy(teacher))
 
 
 def perceptual_losses(

@@ -690,6 +690,8 @@ class FastTrainer(Trainer):
             raise InputError(f"noise channels must be 0 or more, got {s.noise_channels}")
         if s.noise_cell < 1:
             raise InputError(f"noise cell must be 1 px or more, got {s.noise_cell}")
+        if s.noise_cell > 1 and not s.noise_channels:
+            raise InputError("a noise cell needs noise channels (--noise-channels)")
         multiple = s.net_config().multiple
         if s.crop % multiple or s.crop < 4 * multiple:
             raise InputError(
