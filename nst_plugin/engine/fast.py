@@ -171,20 +171,30 @@ class NoiseInput(nn.Module):
         self.channels = channels
         self.cell = cell
         self.draw = 0
+        # inference draws the same field for every input of one size (each frame of a video):
+        # the last one is kept, keyed by what it depends on
+        self._kept: tuple[tuple[int, int, int], torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
-        gen = torch.Generator().manual_seed(NOISE_SEED + (self.draw if self.training else 0))
-        if self.cell == 1:
-            noise = torch.randn(1, self.channels, h, w, generator=gen)
+        if self.training:
+            noise = self._field(h, w, NOISE_SEED + self.draw)
         else:
-            rows, cols = -(-h // self.cell) + 3, -(-w // self.cell) + 3  # a cell beyond each edge
-            coarse = torch.randn(1, self.channels, rows, cols, generator=gen)
-            fine = F.interpolate(coarse, scale_factor=self.cell, mode="bicubic")
-            at = self.cell + self.cell // 2  # drop the edge cells, where bicubic's taps run out
-            noise = fine[..., at : at + h, at : at + w]
-            noise = noise / noise.std(dim=(-2, -1), keepdim=True)
+            if self._kept is None or self._kept[0] != (h, w, self.cell):
+                self._kept = ((h, w, self.cell), self._field(h, w, NOISE_SEED))
+            noise = self._kept[1]
         return torch.cat([x, noise.to(x.device, x.dtype).expand(b, -1, -1, -1)], 1)
+
+    def _field(self, h: int, w: int, seed: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed)
+        if self.cell == 1:
+            return torch.randn(1, self.channels, h, w, generator=gen)
+        rows, cols = -(-h // self.cell) + 3, -(-w // self.cell) + 3  # a cell beyond each edge
+        coarse = torch.randn(1, self.channels, rows, cols, generator=gen)
+        fine = F.interpolate(coarse, scale_factor=self.cell, mode="bicubic")
+        at = self.cell + self.cell // 2  # drop the edge cells, where bicubic's taps run out
+        noise = fine[..., at : at + h, at : at + w]
+        return noise / noise.std(dim=(-2, -1), keepdim=True)
 
 
 def make_net(config: NetConfig = NetConfig()) -> nn.Sequential:
@@ -433,7 +443,7 @@ def layout_loss(
     return F.mse_loss(F.avg_pool2d(output.float(), cell), F.avg_pool2d(teacher.float(), cell))
 
 
-REGULARITY_SIGMA = 4.0  # px: the blur whose residue is the texture measured
+TEXTURE_SIGMA = 4.0  # px: the blur whose residue is the texture measured (here and below)
 REGULARITY_LAGS = (6, 24)  # px: shifts at which a repeat counts (past one stroke's own width)
 
 
@@ -450,7 +460,7 @@ def regularity(image: torch.Tensor) -> torch.Tensor:
     AdaIN's 0.27: fast-training.md, item 15), and the Gram terms cannot tell the two apart.
     """
     luma = rgb_to_yiq(image.float())[:, :1]
-    smooth = gaussian_blur(luma, REGULARITY_SIGMA, padding="reflect")
+    smooth = gaussian_blur(luma, TEXTURE_SIGMA, padding="reflect")
     residue = luma - smooth
     residue = residue - residue.mean((-2, -1), keepdim=True)
     h, w = residue.shape[-2:]
@@ -542,7 +552,6 @@ def spectrum_peak_loss(output: torch.Tensor, teacher: torch.Tensor) -> torch.Ten
     return excess.topk(k, -1).values.mean()
 
 
-TEXTURE_SIGMA = 4.0  # px: the blur whose residue is the texture (as REGULARITY_SIGMA)
 TEXTURE_CELL = 32  # px squares: wider than udnie's lattice's 32 px period, so it reads its energy
 
 
