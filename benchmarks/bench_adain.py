@@ -7,7 +7,8 @@ of the one before: the v1 decoder (the paper's, no skips) contiguous in fp32, ch
 autocast (only where the CPU has native bf16, as the method does), the v2 skips; then the lite
 network (its own small encoder, AdaIN at four levels, no VGG), against the first row, once for
 each of `--lite-widths` (random weights: only the time counts; a trailing "+m" adds the style
-modulator, `--lite-modulate`).
+modulator, `--lite-modulate`), with the time it takes when AdaIN's restyles are applied to the
+maps instead of folded into the convolutions that read them (as before that change).
 
 Training: images per second of one decoder update, for each change that made training cheaper,
 measured in this same run:
@@ -45,6 +46,7 @@ from nst_plugin.engine.adain import (
     adain_from_stats,
     calc_mean_std,
     make_decoder,
+    restyle,
     skip_features,
     style_moments,
     stylize,
@@ -64,8 +66,11 @@ class BodyOnly(nn.Module):
         """v1 encodes to relu4_1 alone: no skip taps to compute."""
         return [encoder(image, [CONTENT_TAP])[CONTENT_TAP]], None
 
-    def draw(self, targets: list[torch.Tensor], context: None = None) -> torch.Tensor:
-        return self.body(targets[0])
+    def draw(
+        self, targets: list[torch.Tensor], context: None = None, restyles: list | None = None
+    ) -> torch.Tensor:
+        target = targets[0] if restyles is None else restyles[0].apply(targets[0])
+        return self.body(target)
 
     def forward(self, target: torch.Tensor, skips: object = None) -> torch.Tensor:
         return self.body(target)
@@ -160,14 +165,15 @@ def bench_inference(
                 f"{ms / floor:.2f} | {base / ms:.2f}x |"
             )
         timed = _time_lites(device, size, repeat, bf16, lite_widths)
-        for (widths, modulated), (ms, macs) in zip(lite_widths, timed, strict=True):
+        for (widths, modulated), (ms, applied, macs) in zip(lite_widths, timed, strict=True):
             floor = 2 * macs / (gflops[True] * 1e9) * 1000
             print(
                 f"| {size} | lite network {' '.join(map(str, widths))}"
                 f"{' with the style modulator' if modulated else ''} (own encoder, AdaIN at 4 "
                 f"levels), channels_last{', bf16' if bf16 else ''} | {ms:.0f} | "
                 f"{macs / 1e9:.1f} | {floor:.0f} | {ms / floor:.2f} | {base / ms:.2f}x "
-                f"({ms / timed[0][0]:.2f}x the first lite row's time) |"
+                f"({ms / timed[0][0]:.2f}x the first lite row's time; {applied:.0f} ms with "
+                f"the restyles applied, not folded: {applied / ms:.2f}x) |"
             )
     print(
         f"\nmeasured 3x3 conv throughput: {gflops[True]:.0f} GFLOP/s (channels_last, fp32); "
@@ -177,10 +183,10 @@ def bench_inference(
 
 def _time_lites(
     device: torch.device, size: int, repeat: int, bf16: bool, widths: list[LiteSpec]
-) -> list[tuple[float, int]]:
+) -> list[tuple[float, float, int]]:
     """Lite networks (no VGG at inference) of these widths: milliseconds per image (the median
-    of `repeat` calls, the networks taking turns, so a busy machine slows each alike) and
-    multiply-adds."""
+    of `repeat` calls, the networks taking turns, so a busy machine slows each alike), the same
+    with the restyles applied to the maps instead of folded, and multiply-adds."""
     fmt = torch.channels_last
     x = torch.rand(1, 3, size, size, device=device).contiguous(memory_format=fmt)
     style = torch.rand(1, 3, 512, 512, device=device)
@@ -193,7 +199,8 @@ def _time_lites(
             with torch.enable_grad():  # unfolded, so every convolution's hook fires
                 macs.append(conv_macs(net, lambda net=net: net(x)))
             runs.append(functools.partial(stylize, None, net, x, moments))
-        times: list[list[float]] = [[] for _ in widths]
+            runs.append(functools.partial(_restyles_applied, net, x, moments))
+        times: list[list[float]] = [[] for _ in runs]
         with autocast(device) if bf16 else contextlib.nullcontext():
             for run in runs:
                 run()  # warm-up, once per network
@@ -203,7 +210,15 @@ def _time_lites(
                     run()
                     _sync(device)
                     t.append((time.perf_counter() - t0) * 1000)
-    return [(statistics.median(t), m) for t, m in zip(times, macs, strict=True)]
+    ms = [statistics.median(t) for t in times]
+    return [(f, a, m) for f, a, m in zip(ms[::2], ms[1::2], macs, strict=True)]
+
+
+def _restyles_applied(net: nn.Module, x: torch.Tensor, moments: list) -> torch.Tensor:
+    """`stylize` without the fold: each map restyled (one pass over it), then drawn."""
+    maps, context = net.levels(None, x)  # x: a multiple of MULTIPLE, no padding needed
+    targets = [restyle(f, [m[k] for m in moments], [1.0], None, 1.0) for k, f in enumerate(maps)]
+    return net.draw(targets, context).clamp(0.0, 1.0)
 
 
 def _ms_per_call(run: Callable[[], object], device: torch.device, repeat: int, bf16: bool) -> float:

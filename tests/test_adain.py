@@ -160,6 +160,34 @@ def test_lite_alpha_zero_reconstructs_and_each_style_counts():
     assert (halves[..., :8] - a[..., :8]).abs().mean() < (halves[..., :8] - b[..., :8]).abs().mean()
 
 
+def test_restyles_folded_into_the_convolutions_draw_what_applied_ones_draw():
+    torch.manual_seed(0)
+    net = adain.make_decoder("lite", slope=0.02, widths=(8, 16, 16, 32), modulated=True).eval()
+    with torch.no_grad():  # a trained modulator: it reads the restyled maps' moments
+        net.modulator.net[-1].weight.normal_(0, 0.05)
+    image = torch.rand(1, 3, 40, 48)
+    moments = [adain.style_moments(None, torch.rand(1, 3, 32, 32) * k, net) for k in (0.5, 1.0)]
+    maps, _ = net.levels(None, image)
+    for alpha in (1.0, 0.6):
+        per_level = [[m[k] for m in moments] for k in range(len(maps))]
+        restyles = [
+            adain.restyle_affine(f, ms, [0.3, 0.7], alpha) for f, ms in zip(maps, per_level)
+        ]
+        targets = [adain.restyle(f, ms, [0.3, 0.7], None, alpha) for f, ms in zip(maps, per_level)]
+        for r, t in zip(restyles, targets, strict=True):
+            for said, own in zip(r.moments, adain.calc_mean_std(t), strict=True):
+                assert torch.allclose(said, own, rtol=1e-4, atol=1e-6)
+        with torch.no_grad():
+            folded, applied = net.draw(maps, None, restyles), net.draw(targets)
+        assert torch.allclose(folded, applied, atol=1e-5)
+        assert not torch.allclose(folded, net.draw(maps), atol=1e-3)  # the restyles count
+    # one image is drawn folded, a batch with the restyles applied: the same pictures
+    other = torch.rand(1, 3, 40, 48)
+    pair = adain.stylize(None, net, torch.cat([image, other]), moments, weights=[0.3, 0.7])
+    alone = adain.stylize(None, net, other, moments, weights=[0.3, 0.7])
+    assert torch.allclose(pair[1:], alone, atol=1e-5)
+
+
 def test_lite_file_round_trip_names_its_architecture(tmp_path):
     net = adain.make_decoder("lite")
     path = tmp_path / "lite.safetensors"

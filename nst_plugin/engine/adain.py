@@ -6,7 +6,9 @@ The maths is a few pure functions named after the paper. Two networks draw the r
 - `LiteNet`: its own small encoder and decoder, AdaIN at four levels (our departure, for speed:
   stated there); no VGG at inference, VGG only in its training losses.
 Both answer `levels` (the maps AdaIN restyles, and what else the drawing needs) and `draw`, so
-`stylize` is one function for both. Everything here works on RGB tensors in 0..1, (B, 3, H, W).
+`stylize` is one function for both. Without masks AdaIN is a per-channel affine map (`Restyle`),
+which `draw` folds into the convolution that reads each map instead of applying it.
+Everything here works on RGB tensors in 0..1, (B, 3, H, W).
 
 Inputs arrive checked by the style-transfer task (weights normalised, masks at the content's size,
 alpha within the range `AdaINOptions` declares); this module only asserts shapes.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +35,7 @@ SKIP_TAPS = ("relu3_1", "relu2_1", "relu1_1")
 SKIP_CHANNELS = {"relu3_1": 256, "relu2_1": 128, "relu1_1": 64}
 # relu4_1 halves the resolution three times: inputs are padded to this multiple and cropped back.
 MULTIPLE = 8
+MOMENT_EPS = 1e-5  # `calc_mean_std`'s floor under every variance
 # 1: the paper's decoder; 2: with skip connections (`Decoder`); v1 weights are its body.
 DECODER_VERSION = 2
 # 3: `LiteNet`, its own encoder and decoder (file width "lite"); 4: the same with leaky
@@ -70,7 +74,7 @@ class AdaINOptions:
     )
 
 
-def calc_mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+def calc_mean_std(feat: torch.Tensor, eps: float = MOMENT_EPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Channel-wise mean and standard deviation over space, shaped (B, C, 1, 1) for a map.
 
     In fp32 whatever the autocast: a nearly flat channel's variance rounds to garbage in bf16.
@@ -106,6 +110,33 @@ def adaptive_instance_normalization(
 ) -> torch.Tensor:
     s_mean, s_std = calc_mean_std(style_feat)
     return adain_from_stats(content_feat, s_mean, s_std)
+
+
+class Restyle(NamedTuple):
+    """A map's restyle without masks, kept as the per-channel affine map it is: restyled =
+    feat * scale + shift, each (B, C, 1, 1); `moments` are the restyled map's own mean and
+    spread. Left unapplied, it can be folded into the convolution that reads the map
+    (`fold_input_affine`), which saves passes over every map (see `stylize`)."""
+
+    scale: torch.Tensor
+    shift: torch.Tensor
+    moments: tuple[torch.Tensor, torch.Tensor]
+
+    def apply(self, feat: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shift, feat, self.scale)
+
+
+def fold_input_affine(
+    conv: nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of one convolution that gives `conv(x * scale + shift)` from x, for one
+    image (scale and shift per input channel). Exact where the input is reflection padded, as
+    in these networks, or not padded: both commute with a per-channel affine map (zero padding
+    would not, its zeros would become `shift`)."""
+    assert conv.bias is not None and scale.shape[0] == 1
+    weight = conv.weight * scale.view(1, -1, 1, 1).to(conv.weight.dtype)
+    bias = conv.bias + conv.weight.sum((2, 3)) @ shift.flatten().to(conv.weight.dtype)
+    return weight, bias
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
@@ -179,9 +210,17 @@ class Decoder(nn.Module):
         return [feats[CONTENT_TAP]], skip_features(feats)
 
     def draw(
-        self, targets: Sequence[torch.Tensor], context: Sequence[torch.Tensor]
+        self,
+        targets: Sequence[torch.Tensor],
+        context: Sequence[torch.Tensor],
+        restyles: Sequence[Restyle] | None = None,
     ) -> torch.Tensor:
+        """`restyles`: the restyle still to apply to relu4_1 (see `LiteNet.draw`); here it is
+        applied first, one pass over a map at 1/8 of the image's size."""
         (target,) = targets
+        if restyles is not None:
+            (restyle,) = restyles
+            target = restyle.apply(target)
         return self(target, context)
 
     def forward(self, target: torch.Tensor, skips: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -230,10 +269,12 @@ class StyleModulator(nn.Module):
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 
-    def forward(self, maps: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def forward(
+        self, moments: Sequence[tuple[torch.Tensor, torch.Tensor]]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(scale, shift) per modulated convolution, each (B, C, 1, 1); scale is 1 + output.
-        `maps`: the four restyled maps, finest first."""
-        stats = torch.cat([torch.cat(calc_mean_std(m), 1).flatten(1) for m in maps[2:]], 1)
+        `moments`: the two coarsest restyled maps' mean and spread, finer first."""
+        stats = torch.cat([torch.cat(m, 1).flatten(1) for m in moments], 1)
         out = self.net(stats)[..., None, None]
         scale, shift = out.split(sum(self.sizes), 1)
         return [
@@ -356,13 +397,33 @@ class LiteNet(nn.Module):
             maps.append(x)
         return maps, None
 
-    def draw(self, targets: Sequence[torch.Tensor], context: None = None) -> torch.Tensor:
-        """From the restyled maps (finest first) to an image."""
+    def draw(
+        self,
+        targets: Sequence[torch.Tensor],
+        context: None = None,
+        restyles: Sequence[Restyle] | None = None,
+    ) -> torch.Tensor:
+        """From the restyled maps (finest first) to an image; with `restyles` (one image, no
+        gradients), `targets` are the maps before their restyles, each folded into the
+        convolution that reads its map (the skip's, or the first decoder block's first)."""
         *fine, deepest = targets
-        mods = iter(self.modulator(targets)) if self.modulator is not None else None
-        x = self._run(self.decoder[0], deepest, mods)
-        for block, skip, feat in zip(self.decoder[1:], self.skips, reversed(fine), strict=True):
-            x = self._run(block, x + skip(feat.to(x.dtype)), mods)
+        if restyles is None:
+            coarse = [calc_mean_std(t) for t in targets[2:]]
+            *fine_restyles, deep_restyle = [None] * len(targets)
+        else:
+            coarse = [r.moments for r in restyles[2:]]
+            *fine_restyles, deep_restyle = restyles
+        mods = iter(self.modulator(coarse)) if self.modulator is not None else None
+        x = self._run(self.decoder[0], deepest, mods, deep_restyle)
+        for block, skip, feat, restyle in zip(
+            self.decoder[1:], self.skips, reversed(fine), reversed(fine_restyles), strict=True
+        ):
+            feat = feat.to(x.dtype)
+            if restyle is not None:
+                feat = F.conv2d(feat, *fold_input_affine(skip, restyle.scale, restyle.shift))
+            else:
+                feat = skip(feat)
+            x = self._run(block, x + feat, mods)
         return x
 
     @staticmethod
@@ -370,27 +431,39 @@ class LiteNet(nn.Module):
         block: nn.Sequential,
         x: torch.Tensor,
         mods: Iterator[tuple[torch.Tensor, torch.Tensor]] | None,
+        restyle: Restyle | None = None,
     ) -> torch.Tensor:
         """A decoder block, each convolution's output scaled and shifted by the modulator's next
-        pair (the last block's RGB convolution has none: the iterator is spent by then).
+        pair (the last block's RGB convolution has none: the iterator is spent by then), and
+        `restyle`, if any, folded into its first convolution's input.
 
         For one image without gradients (inference) the pair is folded into the convolution's
         weights and bias, which costs nothing; applied to the output instead, it was two more
         passes over every map (1.3x the network's time at 1024 px here)."""
-        if mods is None:
+        if mods is None and restyle is None:
             return block(x)
         fold = x.shape[0] == 1 and not torch.is_grad_enabled()
+        assert restyle is None or fold, "a restyle is folded for one image without gradients"
         for layer in block:
-            pair = next(mods, None) if isinstance(layer, nn.Conv2d) else None
-            if pair is None:
+            if not isinstance(layer, nn.Conv2d):
+                x = layer(x)
+                continue
+            pair = next(mods, None) if mods is not None else None
+            if pair is None and restyle is None:
                 x = layer(x)
             elif fold:
-                assert isinstance(layer, nn.Conv2d) and layer.bias is not None
-                scale, shift = (t.flatten() for t in pair)
-                weight = layer.weight * scale.view(-1, 1, 1, 1).to(layer.weight.dtype)
-                bias = torch.addcmul(shift, layer.bias, scale).to(layer.bias.dtype)
+                assert layer.bias is not None
+                weight, bias = layer.weight, layer.bias
+                if restyle is not None:
+                    weight, bias = fold_input_affine(layer, restyle.scale, restyle.shift)
+                    restyle = None
+                if pair is not None:
+                    scale, shift = (t.flatten() for t in pair)
+                    weight = weight * scale.view(-1, 1, 1, 1).to(weight.dtype)
+                    bias = torch.addcmul(shift, bias, scale).to(bias.dtype)
                 x = F.conv2d(x, weight, bias, layer.stride, layer.padding)
             else:
+                assert pair is not None
                 x = torch.addcmul(pair[1].to(x.dtype), layer(x), pair[0].to(x.dtype))
         return x
 
@@ -457,6 +530,25 @@ def blend_moments(
     return mean, std
 
 
+def restyle_affine(
+    feat: torch.Tensor,
+    moments: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    weights: Sequence[float],
+    alpha: float,
+) -> Restyle:
+    """AdaIN of one map with several styles' moments interpolated by `weights`, blended with the
+    map by `alpha`: a per-channel affine map of it, returned unapplied (`Restyle`)."""
+    mean, std = calc_mean_std(feat, MOMENT_EPS)
+    s_mean, s_std = blend_moments(moments, weights)
+    scale = s_std / std
+    shift = s_mean - mean * scale
+    if alpha != 1.0:
+        scale, shift = alpha * scale + (1.0 - alpha), alpha * shift
+    # the restyled map's moments, as `calc_mean_std` of it would give them
+    spread = (scale.square() * (std.square() - MOMENT_EPS) + MOMENT_EPS).sqrt()
+    return Restyle(scale, shift, (scale * mean + shift, spread))
+
+
 def restyle(
     feat: torch.Tensor,
     moments: Sequence[tuple[torch.Tensor, torch.Tensor]],
@@ -467,16 +559,13 @@ def restyle(
     """AdaIN of one map with several styles: interpolated by `weights`, or region by region
     under `masks` (padded to the content's multiple), then blended with the map by `alpha`."""
     if masks is None:
-        target = adain_from_stats(feat, *blend_moments(moments, weights))
-    else:
-        m = F.interpolate(masks[None], size=feat.shape[-2:], mode="bilinear", align_corners=False)[
-            0
-        ]
-        # Where masks overlap they share the pixel; where they sum below one the content shows.
-        m = m / m.sum(0, keepdim=True).clamp_min(1.0)
-        target = (1.0 - m.sum(0))[None, None] * feat + sum(
-            m[i][None, None] * adain_from_stats(feat, *moments[i]) for i in range(len(moments))
-        )
+        return restyle_affine(feat, moments, weights, alpha).apply(feat)
+    m = F.interpolate(masks[None], size=feat.shape[-2:], mode="bilinear", align_corners=False)[0]
+    # Where masks overlap they share the pixel; where they sum below one the content shows.
+    m = m / m.sum(0, keepdim=True).clamp_min(1.0)
+    target = (1.0 - m.sum(0))[None, None] * feat + sum(
+        m[i][None, None] * adain_from_stats(feat, *moments[i]) for i in range(len(moments))
+    )
     if alpha == 1.0:  # two passes over every map saved, the common case
         return target
     return alpha * target + (1.0 - alpha) * feat
@@ -508,8 +597,13 @@ def stylize(
         assert tuple(masks.shape) == (len(moments), h, w), tuple(masks.shape)
         masks = pad_to_multiple(masks[None].float(), MULTIPLE)[0][0]
     maps, context = decoder.levels(encoder, padded)
-    targets = [
-        restyle(feat, [m[k] for m in moments], weights, masks, alpha) for k, feat in enumerate(maps)
-    ]
-    out = decoder.draw(targets, context)
+    per_level = [[m[k] for m in moments] for k in range(len(maps))]
+    if masks is None and len(padded) == 1:
+        # each restyle folded into the convolution that reads its map: no pass over the maps
+        # (the lite network 1.3-1.5x faster at 512 and 1024 px, `benchmarks/bench_adain.py`)
+        restyles = [restyle_affine(f, ms, weights, alpha) for f, ms in zip(maps, per_level)]
+        out = decoder.draw(maps, context, restyles)
+    else:
+        targets = [restyle(f, ms, weights, masks, alpha) for f, ms in zip(maps, per_level)]
+        out = decoder.draw(targets, context)
     return out[..., :h, :w].clamp(0.0, 1.0)
