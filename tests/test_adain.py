@@ -288,7 +288,13 @@ def test_a_modulator_added_to_a_lite_network_changes_nothing_until_trained(tmp_p
     assert meta["architecture_version"] == "6" and meta["modulated"] and loaded.modulated
     assert loaded.widths == (8, 16, 16, 32) and loaded.slope == 0.02
     assert torch.equal(adain.stylize(None, loaded, image, moments), styled)
-    with pytest.raises(ValueError, match="widened before a modulator"):
+    # its two finer stages widen with the drawing kept; the coarser two, read by the modulator,
+    # do not
+    wide = modulated.widened((12, 24, 16, 32))
+    assert wide.modulated and wide.widths == (12, 24, 16, 32)
+    wide_moments = [adain.style_moments(None, style, wide)]
+    assert torch.allclose(adain.stylize(None, wide, image, wide_moments), styled, atol=1e-5)
+    with pytest.raises(ValueError, match="two finer stages only"):
         modulated.widened((8, 16, 32, 32))
 
 

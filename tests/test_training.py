@@ -299,11 +299,15 @@ def test_lite_modulate_on_resume_adds_a_modulator_and_keeps_the_optimizer(folder
     assert state.step == 10 and load_decoder(out)[0].modulated
     for settings, message in [
         ({"lite_modulated": False}, "has a style modulator, which stays"),
-        ({"lite_widths": [16, 40, 64, 256]}, "with a style modulator cannot be widened"),
+        ({"lite_widths": [16, 32, 80, 256]}, "widens its two finer stages only"),
     ]:
         with pytest.warns(UserWarning), pytest.raises(InputError, match=message) as err:
             _train(folders, out, 12, resume=True, settings=settings)
         assert "\n" not in str(err.value)
+    with pytest.warns(UserWarning):  # the finer two widen, the modulator kept
+        state = _train(folders, out, 12, resume=True, settings={"lite_widths": [24, 40, 64, 256]})
+    decoder, meta = load_decoder(out)
+    assert state.step == 12 and decoder.modulated and meta["widths"] == (24, 40, 64, 256)
 
 
 @pytest.mark.parametrize(

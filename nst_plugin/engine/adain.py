@@ -269,6 +269,23 @@ class StyleModulator(nn.Module):
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 
+    @torch.no_grad()
+    def widened_from(self, narrow: StyleModulator) -> None:
+        """Take `narrow`'s weights, for a network whose decoder has at least its widths (and
+        the same two coarsest stages, which the input reads): each old output row where its
+        convolution's channel now sits, the new channels' rows at zero (scale 1, shift 0)."""
+        self.net[:2].load_state_dict(narrow.net[:2].state_dict())
+        old, new = narrow.net[-1], self.net[-1]
+        new.weight.zero_()
+        new.bias.zero_()
+        half_old, half_new = sum(narrow.sizes), sum(self.sizes)
+        for part in range(2):  # the scales, then the shifts
+            at_old, at_new = part * half_old, part * half_new
+            for n_old, n_new in zip(narrow.sizes, self.sizes, strict=True):
+                new.weight[at_new : at_new + n_old] = old.weight[at_old : at_old + n_old]
+                new.bias[at_new : at_new + n_old] = old.bias[at_old : at_old + n_old]
+                at_old, at_new = at_old + n_old, at_new + n_new
+
     def forward(
         self, moments: Sequence[tuple[torch.Tensor, torch.Tensor]]
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -371,12 +388,19 @@ class LiteNet(nn.Module):
         change nothing until training moves their outgoing weights, and the first step that
         does gives their incoming weights a gradient. AdaIN restyles the new channels like the
         old ones: they feed only zero weights, so the output is unchanged.
+
+        A modulated network can widen its two finer stages only: its modulator reads the
+        coarser two's moments through a layer norm, which more channels would change. The new
+        channels' scale and shift start at 1 and 0 (the modulator's new output rows at zero).
         """
-        if self.modulated:
-            raise ValueError("a lite network is widened before a modulator is added, not after")
+        if self.modulated and tuple(widths[2:]) != self.widths[2:]:
+            raise ValueError(
+                "a modulated lite network widens its two finer stages only (its modulator reads "
+                f"the coarser two): {self.widths} to {tuple(widths)}"
+            )
         if any(new < old for new, old in zip(widths, self.widths, strict=True)):
             raise ValueError(f"a lite network can only grow: {self.widths} to {tuple(widths)}")
-        wide = LiteNet(widths, slope=self.slope)
+        wide = LiteNet(widths, slope=self.slope, modulated=self.modulated)
         old_convs = [m for m in self.modules() if isinstance(m, nn.Conv2d)]
         new_convs = [m for m in wide.modules() if isinstance(m, nn.Conv2d)]
         for old, new in zip(old_convs, new_convs, strict=True):
@@ -385,6 +409,8 @@ class LiteNet(nn.Module):
             new.weight[:out_c, :in_c] = old.weight
             assert old.bias is not None and new.bias is not None
             new.bias[:out_c] = old.bias
+        if self.modulator is not None and wide.modulator is not None:
+            wide.modulator.widened_from(self.modulator)
         return wide
 
     def levels(

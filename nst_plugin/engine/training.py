@@ -156,8 +156,11 @@ def _check_lite_network(settings: TrainSettings, decoder: nn.Module | None) -> N
     if isinstance(decoder, LiteNet) and decoder.modulated:
         if not settings.lite_modulated:
             raise InputError("the resumed lite network has a style modulator, which stays")
-        if widths != decoder.widths:
-            raise InputError("a lite network with a style modulator cannot be widened")
+        if widths[2:] != decoder.widths[2:]:
+            raise InputError(
+                "a lite network with a style modulator widens its two finer stages only "
+                f"(its modulator reads the coarser two): it has {decoder.widths}, got {widths}"
+            )
 
 
 STRUCTURE_TAP = "relu3_1"
