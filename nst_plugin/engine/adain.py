@@ -564,7 +564,7 @@ def restyle_affine(
 ) -> Restyle:
     """AdaIN of one map with several styles' moments interpolated by `weights`, blended with the
     map by `alpha`: a per-channel affine map of it, returned unapplied (`Restyle`)."""
-    mean, std = calc_mean_std(feat, MOMENT_EPS)
+    mean, std = calc_mean_std(feat)
     s_mean, s_std = blend_moments(moments, weights)
     scale = s_std / std
     shift = s_mean - mean * scale
