@@ -14,7 +14,8 @@ from nst_plugin.shipped import SHIPPED_DECODER
 def test_shipped_decoder_loads_matches_its_hash_and_records_training():
     tensors, meta = read_checkpoint(SHIPPED_DECODER)
     assert meta["sha256"] == content_hash(tensors)
-    assert meta["encoder"] == "vgg19" and meta["width"] in ("half", "full")
+    # the lite network with the style modulator: its own encoder, no VGG-19 at inference
+    assert meta["width"] == "lite" and meta["modulated"]
     assert meta["state"]["step"] > 0 and meta["state"]["images_seen"] > 0
 
 
