@@ -1,14 +1,15 @@
 """AdaIN speed: inference per image against the FLOP floor, and training images per second.
 
-Inference: milliseconds per image at 256, 512 and 1024 px (shipped decoder width), next to the
-floor = multiply-adds of encoder + decoder divided by this machine's measured 3x3 convolution
-throughput, so the ratio says how close to the hardware we run; one row per change, each on top
-of the one before: the v1 decoder (the paper's, no skips) contiguous in fp32, channels_last, bf16
-autocast (only where the CPU has native bf16, as the method does), the v2 skips; then the lite
-network (its own small encoder, AdaIN at four levels, no VGG), against the first row, once for
-each of `--lite-widths` (random weights: only the time counts; a trailing "+m" adds the style
-modulator, `--lite-modulate`), with the time it takes when AdaIN's restyles are applied to the
-maps instead of folded into the convolutions that read them (as before that change).
+Inference: milliseconds per image at 256, 512 and 1024 px (the VGG decoder at --width), next
+to the floor = multiply-adds of encoder + decoder divided by this machine's measured 3x3
+convolution throughput, so the ratio says how close to the hardware we run; one row per change,
+each on top of the one before: the v1 decoder (the paper's, no skips) contiguous in fp32,
+channels_last, bf16 autocast (only where the CPU has native bf16, as the method does), the v2
+skips; then the lite network (its own small encoder, AdaIN at four levels, no VGG), against the
+first row, once for each of `--lite-widths` (random weights: only the time counts; a trailing
+"+m" adds the style modulator, `--lite-modulate`; the default is the shipped decoder's), with
+the time it takes when AdaIN's restyles are applied to the maps instead of folded into the
+convolutions that read them (as before that change).
 
 Training: images per second of one decoder update, for each change that made training cheaper,
 measured in this same run:
@@ -39,7 +40,6 @@ from torch import nn
 from nst_plugin.engine.adain import (
     CONTENT_TAP,
     LITE,
-    LITE_WIDTHS,
     SKIP_TAPS,
     STYLE_TAPS,
     Decoder,
@@ -51,8 +51,10 @@ from nst_plugin.engine.adain import (
     style_moments,
     stylize,
 )
+from nst_plugin.engine.checkpoints import read_checkpoint
 from nst_plugin.engine.encoders import load_encoder
 from nst_plugin.engine.precision import autocast, bf16_enabled
+from nst_plugin.shipped import SHIPPED_DECODER
 
 
 class BodyOnly(nn.Module):
@@ -301,6 +303,12 @@ def bench_training(device: torch.device, steps: int, batch: int, crop: int) -> N
         print(f"| {name} | {sec:.2f} | {batch / sec:.1f} | {base / sec:.2f}x |")
 
 
+def _shipped_lite() -> str:
+    """The shipped decoder's widths, as --lite-widths takes them."""
+    _, meta = read_checkpoint(SHIPPED_DECODER)
+    return ",".join(map(str, meta["widths"])) + ("+m" if meta.get("modulated") else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
@@ -313,7 +321,7 @@ def main() -> None:
     parser.add_argument(
         "--lite-widths",
         nargs="+",
-        default=[",".join(map(str, LITE_WIDTHS))],
+        default=[_shipped_lite()],
         help="a lite network row for each of these stage widths, as A,B,C,D (random weights); "
         "A,B,C,D+m: with the style modulator",
     )
