@@ -73,8 +73,8 @@ SPEC = MethodSpec(
     description="fast feed-forward transfer of any style (Huang & Belongie 2017)",
     params=PARAMS,
     run=run,
-    # fp32 peak over a 128 px run with the shipped lite decoder, benchmarks/bench_memory.py:
-    # 452 B/px at 1024, 436 at 2048 (a VGG-19 decoder file: 498 and 520)
+    # fp32 peak over a 128 px run, benchmarks/bench_memory.py: the shipped lite decoder 452 B/px
+    # at 1024, 436 at 2048; a decoder file given may be a VGG-19 one (498 and 520)
     memory=lambda params, pixels: 530 * pixels if params["decoder"] else 470 * pixels,
     # Video: the decoder's strokes move more between frames than a fast network's, so a blend
     # fades them more (bench_video.py, a pan at 512 px: blend 0.5 put the style distance 1.15x
