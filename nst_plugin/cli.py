@@ -53,6 +53,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
     fast.add_argument("--style", required=True, help="the painting (image file)")
     fast.add_argument("--init", help="start from this style model's weights (a warm start)")
     fast.add_argument(
+        "--from-adain",
+        action="store_true",
+        help="start from the package's AdaIN network with the painting fixed: our AdaIN's "
+        "picture from the first step, then tuned (Ghiasi et al. 2017)",
+    )
+    fast.add_argument(
         "--style-size",
         type=int,
         help="painting's longer side in px: smaller paints smaller shapes "
@@ -321,6 +327,7 @@ def _run_train(args: argparse.Namespace) -> int:
         **common,
         style=args.style,
         init=args.init,
+        from_adain=args.from_adain,
         style_size=args.style_size,
         info={k: getattr(args, k) for k in info},
         settings=settings,

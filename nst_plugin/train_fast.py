@@ -2,7 +2,9 @@
 
 The same loop as `nst train adain` (`training_loop.run_training`); the model file is both the
 shipped preset and the checkpoint. `--init` starts from another style model's weights: a network
-that already draws one painting learns the next far sooner than one from scratch.
+that already draws one painting learns the next far sooner than one from scratch. `--from-adain`
+starts from the package's AdaIN network with the painting's moments fixed
+(`fast.AdaINPreset`): it draws our AdaIN's picture from the first step.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def train_fast(
     resume: bool = False,
     overwrite: bool = False,
     init: str | None = None,
+    from_adain: bool = False,
     style_size: int | None = None,
     time_limit_min: float | None = None,
     hours: float | None = None,
@@ -88,8 +91,10 @@ def train_fast(
     started = time.monotonic()
     out_path = checked_output(out, resume=resume, overwrite=overwrite)
     overrides = {k: v for k, v in (settings or {}).items() if v is not None}
-    if resume and init:
-        raise InputError("--init starts a new model; it cannot be combined with --resume")
+    if resume and (init or from_adain):
+        raise InputError("--init and --from-adain start a new model: not with --resume")
+    if init and from_adain:
+        raise InputError("--init and --from-adain are two starts: pick one")
     if style_size is not None and style_size < 32:
         raise InputError(f"style size must be at least 32 px, got {style_size}")
     net = state = adam = None
@@ -121,6 +126,10 @@ def train_fast(
     if style_size is None:
         style_size = DEFAULT_STYLE_SIZE
     painting = resize_longer(load_image(style), style_size)
+    if from_adain and net is None:
+        net = _from_adain(painting)
+        train_settings.lite_widths, train_settings.slope = net.lite.widths, net.lite.slope
+        train_settings.recon_steps = 0
     torch.manual_seed(train_settings.seed)
     model_info = StyleModelInfo(**{"name": out_path.stem, **given})
     reference = _jpeg(resize_longer(painting, REFERENCE_LONGER))
@@ -190,6 +199,21 @@ def _grown(
     if config.noise_channels and settings.noise_cell != config.noise_cell:
         net, config = fast.with_noise_cell(net, config, settings.noise_cell)
     return net, config, adam
+
+
+def _from_adain(painting: Picture) -> fast.AdaINPreset:
+    """The package's AdaIN network with the painting's moments fixed, to train on."""
+    from .engine import adain
+    from .engine.checkpoints import load_decoder
+    from .engine.padding import pad_to_multiple
+
+    decoder, _ = load_decoder(SHIPPED_DECODER)
+    if not isinstance(decoder, adain.LiteNet):
+        raise InputError("--from-adain needs the package's lite AdaIN network")
+    style, _, _ = pad_to_multiple(painting.rgb[None], adain.MULTIPLE)
+    with torch.no_grad():
+        moments = adain.style_moments(None, style, decoder)
+    return fast.AdaINPreset.from_lite(decoder, moments).requires_grad_(True)
 
 
 def _teachers(

@@ -120,6 +120,7 @@ OVERRIDES: list[tuple[str, type, str]] = [
     ("texture_layout_weight", float, "texture-placement term's weight against our AdaIN, for all"),
     ("noise_channels", int, "noise channels beside the photo, for all"),
     ("noise_cell", int, "px between the noise field's independent values, for all"),
+    ("lr", float, "Adam's learning rate, for all"),
     ("lr_decay", float, "learning rate = lr / (1 + decay * step), for all"),
 ]
 
@@ -140,6 +141,11 @@ def main() -> None:
                     help="style weight at relu1_1..relu5_1, for all")  # fmt: skip
     ap.add_argument("--batch-gram", action=argparse.BooleanOptionalAction, default=None,
                     help="style statistics pooled over the batch, for all")  # fmt: skip
+    ap.add_argument(
+        "--from-adain",
+        action="store_true",
+        help="a new preset starts from our AdaIN with its painting (fast.AdaINPreset)",
+    )
     ap.add_argument("--recipe", action="store_true",
                     help="train by the preset's recipe (RECIPES), no setting flags")  # fmt: skip
     args = ap.parse_args()
@@ -186,11 +192,15 @@ def _train(
     file, title, artist, painting, year, source = PRESETS[name]
     first = out.parent / f"{FIRST}.safetensors"
     init = str(first) if name != FIRST and not out.exists() and first.exists() else None
+    from_adain = args.from_adain and not out.exists()
+    init = None if args.from_adain else init
     phase = "" if hours is None else f" until {hours} h"
-    print(f"== {name}: {'resume' if out.exists() else 'init ' + str(init)}{phase}", flush=True)
+    start = "from our AdaIN" if from_adain else f"init {init}"
+    print(f"== {name}: {'resume' if out.exists() else start}{phase}", flush=True)
     train_fast(
         style=str(Path(args.styles) / file), content_dir=args.content_dir, out=str(out),
-        steps=args.steps, resume=out.exists(), init=init, time_limit_min=minutes,
+        steps=args.steps, resume=out.exists(), init=init, from_adain=from_adain,
+        time_limit_min=minutes,
         hours=hours, style_size=args.style_size,
         info={"name": name, "title": title, "artist": artist, "painting": painting,
               "year": year, "licence": "public domain (the painting); weights MIT",

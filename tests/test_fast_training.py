@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from nst_plugin.cli import main
-from nst_plugin.engine import fast
+from nst_plugin.engine import adain, fast
+from nst_plugin.engine.checkpoints import load_decoder
 from nst_plugin.engine.encoders import random_vgg
 from nst_plugin.engine.errors import InputError, WeightsError
 from nst_plugin.engine.padding import ReflectionPad
@@ -31,7 +32,7 @@ from nst_plugin.engine.style_models import (
     save_style_model,
 )
 from nst_plugin.engine.training import FastSettings, FastTrainer
-from nst_plugin.shipped import PRESETS_DIR
+from nst_plugin.shipped import PRESETS_DIR, SHIPPED_DECODER
 from nst_plugin.train_fast import train_fast
 from tests.conftest import make_image
 
@@ -990,3 +991,82 @@ def test_texture_layout_charges_texture_where_the_teacher_paints_none_not_other_
     assert float(fast.texture_layout_loss(teacher, teacher)) == 0
     assert misplaced > 10 * float(fast.texture_layout_loss(other, teacher)) > 0
     assert tuple(fast.texture_energy(teacher).shape) == (1, 1, 2, 4)
+
+
+def _modulated_lite(seed: int = 0) -> adain.LiteNet:
+    """A tiny modulated lite network whose modulator does something (it starts at zero)."""
+    torch.manual_seed(seed)
+    net = adain.LiteNet((4, 4, 8, 8), slope=0.01, modulated=True).eval()
+    assert net.modulator is not None
+    with torch.no_grad():
+        torch.nn.init.normal_(net.modulator.net[-1].weight, std=0.05)
+    return net
+
+
+def test_a_preset_from_our_adain_draws_what_adain_draws_with_its_painting():
+    """Ghiasi et al.'s route: AdaIN with the painting's moments fixed, the modulator folded."""
+    lite = _modulated_lite()
+    with torch.no_grad():
+        moments = adain.style_moments(None, make_image(48, 48, "art", seed=5)[None], lite)
+    preset = fast.AdaINPreset.from_lite(lite, moments).eval()
+    photo = make_image(40, 56, "photo", seed=6)[None]
+    want = adain.stylize(None, lite, photo, [moments])
+    with torch.no_grad():
+        folded = preset(photo)  # one image, no gradients: each restyle folded into a convolution
+        batched = preset(torch.cat([photo, photo]))[:1]  # the training path: restyles applied
+    assert torch.allclose(folded.clamp(0, 1), want, atol=2e-3)
+    assert torch.allclose(folded, batched, atol=1e-4)
+    # the modulation is constant now: another photo's output still follows adain's
+    other = make_image(40, 56, "photo", seed=7)[None]
+    with torch.no_grad():
+        got = preset(other).clamp(0, 1)
+    assert torch.allclose(got, adain.stylize(None, lite, other, [moments]), atol=2e-3)
+
+
+@pytest.mark.parametrize("size", [(33, 47), (65, 31)])
+def test_a_preset_from_our_adain_saves_as_a_v2_model_and_keeps_odd_sizes(tmp_path, size):
+    lite = _modulated_lite(1)
+    with torch.no_grad():
+        moments = adain.style_moments(None, make_image(32, 32, "art")[None], lite)
+    preset = fast.AdaINPreset.from_lite(lite, moments)
+    config = fast.NetConfig(lite_widths=lite.widths, slope=lite.slope)
+    path = tmp_path / "p.safetensors"
+    save_style_model(path, preset, config, StyleModelInfo("p"), b"\xff\xd8x")
+    net, loaded, _, _ = load_style_model(path)
+    assert loaded == config and loaded.multiple == adain.MULTIPLE
+    assert read_style_model(path)[1]["architecture_version"] == str(fast.PRESET_VERSION)
+    photo = make_image(*size)[None]
+    out = fast.stylize(fast.for_inference(net), photo, loaded.multiple)
+    assert out.shape == photo.shape
+    assert torch.equal(out, fast.stylize(preset.eval(), photo, config.multiple))
+
+
+def test_train_fast_from_adain_starts_at_adains_picture_and_resumes_identically(
+    photos, painting, tmp_path
+):
+    start = tmp_path / "start.safetensors"
+    _train(photos, painting, start, 1, from_adain=True, settings={"lr": 1e-12})
+    net, config, info, _ = load_style_model(start)
+    assert isinstance(net, fast.AdaINPreset) and info.settings["lite_widths"] == list(
+        config.lite_widths
+    )
+    # the package's AdaIN network, specialised to the painting as training read it (64 px)
+    decoder, _ = load_decoder(SHIPPED_DECODER)
+    with Image.open(painting) as img:
+        art = torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1)[None] / 255
+    with torch.no_grad():
+        want = fast.AdaINPreset.from_lite(decoder, adain.style_moments(None, art, decoder))
+    for name, value in want.state_dict().items():
+        assert torch.allclose(net.state_dict()[name], value, atol=1e-6), name
+    # it trains, and a split run ends where a straight one does
+    straight, split = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    _train(photos, painting, straight, 3, from_adain=True)
+    _train(photos, painting, split, 2, from_adain=True)
+    _train(photos, painting, split, 3, resume=True)
+    a, _ = read_style_model(straight)
+    b, _ = read_style_model(split)
+    assert not torch.equal(a["net.means.0"], read_style_model(start)[0]["net.means.0"])
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    with pytest.raises(InputError, match="pick one"):
+        _train(photos, painting, tmp_path / "c.safetensors", 1, from_adain=True, init=str(start))

@@ -42,6 +42,10 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
   alone: see `flat_variation`;
 - optionally (`noise_channels` in the network's config) Gaussian noise channels beside the
   photo's, after Ulyanov et al. 2016 ("Texture networks"): see `NoiseInput`.
+
+A second network (`lite_widths` in the config): our lite AdaIN network with one painting's
+moments fixed, the route of Ghiasi et al. 2017 from an arbitrary network to a per-style one:
+see `AdaINPreset`.
 """
 
 from __future__ import annotations
@@ -53,13 +57,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import adain
 from .adain import calc_mean_std
 from .color import rgb_to_yiq
 from .filters import gaussian_blur
 from .losses import gram_matrix, resize_mask
 from .padding import ReflectionPad, pad_keeping_dtype, pad_to_multiple
 
-ARCHITECTURE_VERSION = 1
+ARCHITECTURE_VERSION = 1  # `make_net`'s network
+PRESET_VERSION = 2  # `AdaINPreset`, which a v1 reader cannot build
 CONTENT_TAP = "relu2_2"
 FINE_CONTENT_TAP = "relu1_1"
 # Gatys et al.'s content layer (after its ReLU, as their Caffe model gave it, and as our
@@ -94,14 +100,24 @@ class NetConfig:
     edge_kernel: int = 5
     noise_channels: int = 0  # `NoiseInput`; 0: none, as in the paper
     noise_cell: int = 1  # px between the noise field's independent values (`NoiseInput`)
+    # an `AdaINPreset` of these lite widths (the fields above then unused); empty: `make_net`'s
+    lite_widths: tuple[int, ...] = ()
+    slope: float = 0.0  # the `AdaINPreset`'s leaky activations (`adain.LiteNet.slope`)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lite_widths", tuple(self.lite_widths))  # a list from JSON
 
     @property
     def multiple(self) -> int:
         """Inputs are padded to this multiple so every stride-2 stage halves exactly."""
-        return 2**self.downsamplings
+        return adain.MULTIPLE if self.lite_widths else 2**self.downsamplings
 
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+    @property
+    def version(self) -> int:
+        return PRESET_VERSION if self.lite_widths else ARCHITECTURE_VERSION
+
+    def to_dict(self) -> dict[str, int | float | list[int]]:
+        return {**asdict(self), "lite_widths": list(self.lite_widths)}
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> list[nn.Module]:
@@ -197,8 +213,11 @@ class NoiseInput(nn.Module):
         return noise / noise.std(dim=(-2, -1), keepdim=True)
 
 
-def make_net(config: NetConfig = NetConfig()) -> nn.Sequential:
-    """Photo (B, 3, H, W) in 0..1 -> stylized image, same size; H and W multiples of 2^downs."""
+def make_net(config: NetConfig = NetConfig()) -> nn.Module:
+    """Photo (B, 3, H, W) in 0..1 -> stylized image, same size; H and W multiples of
+    `config.multiple`. An `AdaINPreset` where the config names lite widths."""
+    if config.lite_widths:
+        return AdaINPreset(config.lite_widths, config.slope)
     k, c, noise = config.edge_kernel, config.width, config.noise_channels
     layers: list[nn.Module] = [NoiseInput(noise, config.noise_cell)] if noise else []
     layers += [*_conv(3 + noise, c, k), nn.ReLU()]
@@ -288,8 +307,11 @@ class UpsampleConv(nn.Module):
         return F.pixel_shuffle(F.conv2d(x, self.weight, self.bias), 2)
 
 
-def for_inference(net: nn.Sequential) -> nn.Sequential:
-    """The network with each upsampling stage as an `UpsampleConv`; the same outputs."""
+def for_inference(net: nn.Module) -> nn.Module:
+    """The network with each upsampling stage as an `UpsampleConv`; the same outputs. An
+    `AdaINPreset` is returned as it is: its restyles fold into its convolutions per image."""
+    if not isinstance(net, nn.Sequential):
+        return net.eval()
     layers, out = list(net), []
     i = 0
     while i < len(layers):
@@ -300,6 +322,61 @@ def for_inference(net: nn.Sequential) -> nn.Sequential:
             out.append(layers[i])
             i += 1
     return nn.Sequential(*out).eval()
+
+
+class AdaINPreset(nn.Module):
+    """Our lite AdaIN network (`adain.LiteNet`) with one painting's moments fixed: a per-style
+    network, as Ghiasi et al. 2017 ("Exploring the structure of a real-time, arbitrary neural
+    artistic stylization network") obtain one from an arbitrary network. AdaIN with constant
+    style moments is instance normalisation with a learnt affine map (scale: the painting's
+    spread, shift: its mean), one at each of the four levels; the modulator, which reads only
+    those moments, gives constant scales and shifts, folded into the decoder's convolutions.
+    `from_lite` makes one that draws what our AdaIN draws with the painting; training then
+    tunes all of it with this module's perceptual losses.
+
+    Why: the Johnson-style network above paints a lattice over the flat areas of udnie and
+    composition_vii whatever its losses (fast-training.md, items 10-42), where the lite AdaIN
+    leaves them clean, and starting from AdaIN's own picture starts past its scores.
+    Departures from Johnson et al.: this is the lite AdaIN's layout (four stages, skips between
+    encoder and decoder, no residual blocks, instance norm at full resolution too); it costs
+    the lite AdaIN's time less its style encoding, about 1.5x `make_net`'s network.
+    """
+
+    def __init__(self, widths: Sequence[int], slope: float = 0.0) -> None:
+        super().__init__()
+        self.lite = adain.LiteNet(widths, slope=slope)
+        self.means = nn.ParameterList(nn.Parameter(torch.zeros(1, w, 1, 1)) for w in widths)
+        self.stds = nn.ParameterList(nn.Parameter(torch.ones(1, w, 1, 1)) for w in widths)
+
+    @classmethod
+    @torch.no_grad()
+    def from_lite(cls, net: adain.LiteNet, moments: adain.Moments) -> AdaINPreset:
+        """`net` specialised to one painting's `moments` (`adain.style_moments`)."""
+        preset = cls(net.widths, net.slope)
+        own = {k: v for k, v in net.state_dict().items() if not k.startswith("modulator.")}
+        preset.lite.load_state_dict(own)
+        if net.modulator is not None:
+            # at alpha 1 the restyled maps' moments are the painting's, which is what the
+            # modulator reads in `LiteNet.draw` (to calc_mean_std's floor)
+            pairs = net.modulator([(m.float(), s.float()) for m, s in moments[2:]])
+            convs = [m for block in preset.lite.decoder for m in block if isinstance(m, nn.Conv2d)]
+            for conv, (scale, shift) in zip(convs, pairs, strict=False):  # the RGB one: none
+                assert conv.bias is not None
+                conv.weight.mul_(scale.flatten().view(-1, 1, 1, 1))
+                conv.bias.copy_(conv.bias * scale.flatten() + shift.flatten())
+        for mean, std, (m, s) in zip(preset.means, preset.stds, moments, strict=True):
+            mean.copy_(m.float())
+            std.copy_(s.float())
+        return preset
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        maps, _ = self.lite.levels(None, image)
+        moments = list(zip(self.means, self.stds, strict=True))
+        if image.shape[0] == 1 and not torch.is_grad_enabled():
+            # each restyle folded into the convolution that reads its map, as `adain.stylize`
+            restyles = [adain.restyle_affine(f, [m], [1.0], 1.0) for f, m in zip(maps, moments)]
+            return self.lite.draw(maps, None, restyles)
+        return self.lite.draw([adain.adain_from_stats(f, m, s) for f, (m, s) in zip(maps, moments)])
 
 
 # px of photo reflected below the image before the network, cropped off after. A departure

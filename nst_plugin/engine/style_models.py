@@ -71,7 +71,7 @@ def save_style_model(
     digest = content_hash(tensors)
     meta = {
         "format": FORMAT,
-        "architecture_version": str(fast.ARCHITECTURE_VERSION),
+        "architecture_version": str(config.version),
         "config": json.dumps(config.to_dict(), sort_keys=True),
         **{k: str(getattr(info, k)) for k in INFO_FIELDS},
         "settings": json.dumps(info.settings, sort_keys=True),
@@ -97,10 +97,11 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         raise WeightsError(
             f"{path} is not an nst-plugin style model (format {raw.get('format')!r})"
         )
-    if raw.get("architecture_version") != str(fast.ARCHITECTURE_VERSION):
+    readable = (fast.ARCHITECTURE_VERSION, fast.PRESET_VERSION)
+    if raw.get("architecture_version") not in {str(v) for v in readable}:
         raise WeightsError(
             f"{path} holds style network v{raw.get('architecture_version')}, "
-            f"this version reads v{fast.ARCHITECTURE_VERSION}"
+            f"this version reads v{' and v'.join(map(str, readable))}"
         )
     return raw
 
@@ -128,14 +129,19 @@ def read_style_model(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
 
 def net_config(raw: dict[str, str]) -> fast.NetConfig:
     try:
-        return fast.NetConfig(**json.loads(raw["config"]))
+        config = fast.NetConfig(**json.loads(raw["config"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise WeightsError(f"style model has no usable network config: {exc}") from None
+    if str(config.version) != raw.get("architecture_version"):
+        raise WeightsError(
+            f"style model's network config is not a v{raw.get('architecture_version')} network"
+        )
+    return config
 
 
 def load_style_model(
     path: str | os.PathLike,
-) -> tuple[torch.nn.Sequential, fast.NetConfig, StyleModelInfo, bytes]:
+) -> tuple[torch.nn.Module, fast.NetConfig, StyleModelInfo, bytes]:
     """The network (frozen, eval), its shape, its description and the reference JPEG."""
     tensors, raw = read_style_model(path)
     config = net_config(raw)

@@ -614,6 +614,13 @@ class FastSettings:
     noise_channels: int = 0
     # px between the noise field's independent values (fast.NoiseInput); 1: per-pixel noise
     noise_cell: int = 1
+    # a fast.AdaINPreset of these lite widths and slope (the five fields above then unused);
+    # set by `nst train fast --from-adain`, recorded so a resume rebuilds it
+    lite_widths: tuple[int, ...] = ()
+    slope: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.lite_widths = tuple(self.lite_widths)  # a list when read back from a file
 
     def net_config(self) -> fast.NetConfig:
         return fast.NetConfig(
@@ -623,6 +630,8 @@ class FastSettings:
             self.edge_kernel,
             self.noise_channels,
             self.noise_cell,
+            self.lite_widths,
+            self.slope,
         )
 
     def needs_teachers(self) -> bool:
@@ -695,6 +704,8 @@ class FastTrainer(Trainer):
             raise InputError(f"noise cell must be 1 px or more, got {s.noise_cell}")
         if s.noise_cell > 1 and not s.noise_channels:
             raise InputError("a noise cell needs noise channels (--noise-channels)")
+        if s.noise_channels and s.lite_widths:
+            raise InputError("a network from our AdaIN (--from-adain) takes no noise channels")
         multiple = s.net_config().multiple
         if s.crop % multiple or s.crop < 4 * multiple:
             raise InputError(
@@ -773,8 +784,9 @@ class FastTrainer(Trainer):
         seen, (rows, cols), teachers = self.batch(self.state.step)
         seen = self._to_device(seen)
         teachers = None if teachers is None else self._to_device(teachers)
-        if isinstance(self.net[0], fast.NoiseInput):  # a new field each step, a function of it
-            self.net[0].draw = self.state.step + 1
+        first = self.net[0] if isinstance(self.net, nn.Sequential) else None
+        if isinstance(first, fast.NoiseInput):  # a new field each step, a function of it
+            first.draw = self.state.step + 1
         t1 = time.perf_counter()
         with autocast(self.device):
             out = self.net(seen)[..., rows, cols]
