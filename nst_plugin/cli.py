@@ -234,6 +234,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         f"objects and layout and leaves the strokes free ({f.deep_content_weight:g}: off)",
     )
     fast.add_argument(
+        "--moments-only",
+        action=argparse.BooleanOptionalAction,
+        help="with --from-adain: train only the painting's moments, each level's instance-norm "
+        f"scale and shift; the filters stay our AdaIN's ({f.moments_only})",
+    )
+    fast.add_argument(
         "--batch-gram",
         action=argparse.BooleanOptionalAction,
         help="match the painting's style statistics over the batch, not each crop; with "

@@ -139,6 +139,12 @@ def main() -> None:
                     help="painting's longer side (px), for all; resumes keep theirs")  # fmt: skip
     ap.add_argument("--style-tap-weights", type=float, nargs=5, default=None, metavar="W",
                     help="style weight at relu1_1..relu5_1, for all")  # fmt: skip
+    ap.add_argument(
+        "--moments-only",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train only a preset from our AdaIN's moments, for all",
+    )
     ap.add_argument("--batch-gram", action=argparse.BooleanOptionalAction, default=None,
                     help="style statistics pooled over the batch, for all")  # fmt: skip
     ap.add_argument(
@@ -150,7 +156,11 @@ def main() -> None:
                     help="train by the preset's recipe (RECIPES), no setting flags")  # fmt: skip
     args = ap.parse_args()
     overrides = {field: getattr(args, field) for field, _, _ in OVERRIDES}
-    overrides |= {"style_tap_weights": args.style_tap_weights, "batch_gram": args.batch_gram}
+    overrides |= {
+        "style_tap_weights": args.style_tap_weights,
+        "batch_gram": args.batch_gram,
+        "moments_only": args.moments_only,
+    }
     names = args.only or list(PRESETS)
     if args.recipe:
         given = [k for k, v in overrides.items() if v is not None]

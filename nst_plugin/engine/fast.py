@@ -329,22 +329,26 @@ class AdaINPreset(nn.Module):
     network, as Ghiasi et al. 2017 ("Exploring the structure of a real-time, arbitrary neural
     artistic stylization network") obtain one from an arbitrary network. AdaIN with constant
     style moments is instance normalisation with a learnt affine map (scale: the painting's
-    spread, shift: its mean), one at each of the four levels; the modulator, which reads only
-    those moments, gives constant scales and shifts, folded into the decoder's convolutions.
-    `from_lite` makes one that draws what our AdaIN draws with the painting; training then
-    tunes all of it with this module's perceptual losses.
+    spread, shift: its mean), one at each of the four levels. `from_lite` makes one that draws
+    exactly what our AdaIN draws with the painting (its modulator still reads the restyled
+    maps' moments, per image, as there); training then tunes it with this module's perceptual
+    losses, all of it or (`moments_only` in training) the moments alone, which is where
+    Dumoulin et al. 2017 find a style lives.
 
     Why: the Johnson-style network above paints a lattice over the flat areas of udnie and
-    composition_vii whatever its losses (fast-training.md, items 10-42), where the lite AdaIN
-    leaves them clean, and starting from AdaIN's own picture starts past its scores.
-    Departures from Johnson et al.: this is the lite AdaIN's layout (four stages, skips between
-    encoder and decoder, no residual blocks, instance norm at full resolution too); it costs
-    the lite AdaIN's time less its style encoding, about 1.5x `make_net`'s network.
+    composition_vii whatever its losses (fast-training.md, items 10-42), where our AdaIN leaves
+    them clean. Departures from Johnson et al.: this is the lite AdaIN's layout (four stages,
+    skips between encoder and decoder, no residual blocks, instance norm at full resolution
+    too, its filter modulation); it costs the lite AdaIN's time less its style encoding, about
+    1.5-2x `make_net`'s network. No edge margin (`EDGE_MARGIN`): it is our AdaIN's network,
+    which never drew that line.
     """
+
+    edge_margin = 0
 
     def __init__(self, widths: Sequence[int], slope: float = 0.0) -> None:
         super().__init__()
-        self.lite = adain.LiteNet(widths, slope=slope)
+        self.lite = adain.LiteNet(widths, slope=slope, modulated=True)
         self.means = nn.ParameterList(nn.Parameter(torch.zeros(1, w, 1, 1)) for w in widths)
         self.stds = nn.ParameterList(nn.Parameter(torch.ones(1, w, 1, 1)) for w in widths)
 
@@ -353,17 +357,8 @@ class AdaINPreset(nn.Module):
     def from_lite(cls, net: adain.LiteNet, moments: adain.Moments) -> AdaINPreset:
         """`net` specialised to one painting's `moments` (`adain.style_moments`)."""
         preset = cls(net.widths, net.slope)
-        own = {k: v for k, v in net.state_dict().items() if not k.startswith("modulator.")}
-        preset.lite.load_state_dict(own)
-        if net.modulator is not None:
-            # at alpha 1 the restyled maps' moments are the painting's, which is what the
-            # modulator reads in `LiteNet.draw` (to calc_mean_std's floor)
-            pairs = net.modulator([(m.float(), s.float()) for m, s in moments[2:]])
-            convs = [m for block in preset.lite.decoder for m in block if isinstance(m, nn.Conv2d)]
-            for conv, (scale, shift) in zip(convs, pairs, strict=False):  # the RGB one: none
-                assert conv.bias is not None
-                conv.weight.mul_(scale.flatten().view(-1, 1, 1, 1))
-                conv.bias.copy_(conv.bias * scale.flatten() + shift.flatten())
+        modulated = net if net.modulated else net.with_modulator()  # an unmodulated: scale 1
+        preset.lite.load_state_dict(modulated.state_dict())
         for mean, std, (m, s) in zip(preset.means, preset.stds, moments, strict=True):
             mean.copy_(m.float())
             std.copy_(s.float())
@@ -392,7 +387,8 @@ EDGE_MARGIN = 8
 @torch.no_grad()
 def stylize(net: nn.Module, content: torch.Tensor, multiple: int) -> torch.Tensor:
     """Run a trained network on a batch of any size; output is cropped back and clamped."""
-    padded, h, w = pad_to_multiple(content, multiple, bottom=EDGE_MARGIN)
+    margin = getattr(net, "edge_margin", EDGE_MARGIN)
+    padded, h, w = pad_to_multiple(content, multiple, bottom=margin)
     out = net(padded.contiguous(memory_format=torch.channels_last))
     return out[..., :h, :w].float().clamp(0.0, 1.0)
 

@@ -618,6 +618,10 @@ class FastSettings:
     # set by `nst train fast --from-adain`, recorded so a resume rebuilds it
     lite_widths: tuple[int, ...] = ()
     slope: float = 0.0
+    # train only a fast.AdaINPreset's moments (its instance norms' affine maps), the rest as our
+    # AdaIN has it: Dumoulin et al. 2017 show a style lives in those parameters, and a network
+    # that cannot change its filters cannot learn a painting's texture it does not already draw
+    moments_only: bool = False
 
     def __post_init__(self) -> None:
         self.lite_widths = tuple(self.lite_widths)  # a list when read back from a file
@@ -684,6 +688,9 @@ class FastTrainer(Trainer):
         self.encoder = copy.deepcopy(encoder.truncated(deepest)).to(dev, memory_format=fmt)
         self.net = (net or fast.make_net(settings.net_config())).to(dev, memory_format=fmt)
         self.net.train().requires_grad_(True)
+        if settings.moments_only:
+            assert isinstance(self.net, fast.AdaINPreset)
+            self.net.lite.requires_grad_(False)
         with torch.no_grad(), autocast(dev):
             feats = self.encoder(style.to(dev).contiguous(memory_format=fmt), self.feature_taps)
         self.scales = fast.feature_scales(feats)
@@ -706,6 +713,8 @@ class FastTrainer(Trainer):
             raise InputError("a noise cell needs noise channels (--noise-channels)")
         if s.noise_channels and s.lite_widths:
             raise InputError("a network from our AdaIN (--from-adain) takes no noise channels")
+        if s.moments_only and not s.lite_widths:
+            raise InputError("--moments-only trains a network from our AdaIN (--from-adain)")
         multiple = s.net_config().multiple
         if s.crop % multiple or s.crop < 4 * multiple:
             raise InputError(
