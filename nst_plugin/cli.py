@@ -234,6 +234,19 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         f"objects and layout and leaves the strokes free ({f.deep_content_weight:g}: off)",
     )
     fast.add_argument(
+        "--relative-style-weight",
+        type=float,
+        help="weight of Gatys et al.'s style distance (conv1_1..conv5_1, relative to the "
+        f"painting's Gram matrices) as the quality benchmark measures it "
+        f"({f.relative_style_weight:g}: off)",
+    )
+    fast.add_argument(
+        "--relative-content-weight",
+        type=float,
+        help="weight of the conv4_2 distance from the photo, relative, as the quality "
+        f"benchmark measures it ({f.relative_content_weight:g}: off)",
+    )
+    fast.add_argument(
         "--moments-only",
         action=argparse.BooleanOptionalAction,
         help="with --from-adain: train only the painting's moments, each level's instance-norm "

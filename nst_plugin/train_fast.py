@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 from .devices import resolve_device
 from .engine import fast
@@ -30,7 +31,15 @@ from .engine.style_models import (
     save_style_model,
 )
 from .engine.training import FastSettings, FastTrainer, TrainState
-from .images import Picture, list_images, load_image, resize_longer, save_image, to_pil
+from .images import (
+    Picture,
+    from_pil,
+    list_images,
+    load_image,
+    resize_longer,
+    save_image,
+    to_pil,
+)
 from .shipped import SHIPPED_DECODER
 from .training_data import default_cache_dir, kept
 from .training_loop import checked_output, run_training
@@ -126,13 +135,15 @@ def train_fast(
     if style_size is None:
         style_size = DEFAULT_STYLE_SIZE
     painting = resize_longer(load_image(style), style_size)
+    reference = _jpeg(resize_longer(painting, REFERENCE_LONGER))
     if from_adain and net is None:
-        net = _from_adain(painting)
+        # the moments of the painting as the file ships it: `adain` given the model's reference
+        # image draws what the new model draws, until training moves it
+        net = _from_adain(from_pil(Image.open(io.BytesIO(reference)).convert("RGB")))
         train_settings.lite_widths, train_settings.slope = net.lite.widths, net.lite.slope
         train_settings.recon_steps = 0
     torch.manual_seed(train_settings.seed)
     model_info = StyleModelInfo(**{"name": out_path.stem, **given})
-    reference = _jpeg(resize_longer(painting, REFERENCE_LONGER))
 
     photos = _load_photos(content_dir, train_settings.crop + train_settings.margin)
     teachers = None

@@ -120,6 +120,8 @@ OVERRIDES: list[tuple[str, type, str]] = [
     ("texture_layout_weight", float, "texture-placement term's weight against our AdaIN, for all"),
     ("noise_channels", int, "noise channels beside the photo, for all"),
     ("noise_cell", int, "px between the noise field's independent values, for all"),
+    ("relative_style_weight", float, "benchmark-measured style distance's weight, for all"),
+    ("relative_content_weight", float, "benchmark-measured content distance's weight, for all"),
     ("lr", float, "Adam's learning rate, for all"),
     ("lr_decay", float, "learning rate = lr / (1 + decay * step), for all"),
 ]

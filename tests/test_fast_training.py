@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -1044,19 +1045,20 @@ def test_train_fast_from_adain_starts_at_adains_picture_and_resumes_identically(
     photos, painting, tmp_path
 ):
     start = tmp_path / "start.safetensors"
-    _train(photos, painting, start, 1, from_adain=True, settings={"lr": 1e-12})
-    net, config, info, _ = load_style_model(start)
+    _train(photos, painting, start, 0, from_adain=True)  # no step: our AdaIN as it is
+    net, config, info, reference = load_style_model(start)
     assert isinstance(net, fast.AdaINPreset) and info.settings["lite_widths"] == list(
         config.lite_widths
     )
-    # the package's AdaIN network, specialised to the painting as training read it (64 px)
+    assert info.state["step"] == 0
+    # what `adain` draws with the painting the file ships, the package's AdaIN network
     decoder, _ = load_decoder(SHIPPED_DECODER)
-    with Image.open(painting) as img:
+    with Image.open(io.BytesIO(reference)) as img:
         art = torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1)[None] / 255
-    with torch.no_grad():
-        want = fast.AdaINPreset.from_lite(decoder, adain.style_moments(None, art, decoder))
-    for name, value in want.state_dict().items():
-        assert torch.allclose(net.state_dict()[name], value, atol=1e-6), name
+    moments = adain.style_moments(None, art, decoder)
+    photo = make_image(48, 64, "photo", seed=9)[None]
+    want = adain.stylize(None, decoder, photo, [moments])
+    assert torch.allclose(fast.stylize(net, photo, config.multiple), want, atol=1e-5)
     # it trains, and a split run ends where a straight one does
     straight, split = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     _train(photos, painting, straight, 3, from_adain=True)
@@ -1086,3 +1088,31 @@ def test_moments_only_trains_the_paintings_moments_and_leaves_adains_filters(
     assert filters and all(torch.allclose(a[k], b[k], atol=1e-6) for k in filters)
     with pytest.raises(InputError, match="--moments-only trains a network from our AdaIN"):
         _train(photos, painting, tmp_path / "c.safetensors", 1, settings={"moments_only": True})
+
+
+def test_relative_terms_are_the_distances_the_quality_benchmark_reports(photos, painting, tmp_path):
+    vgg = random_vgg()
+    taps = (*fast.RELATIVE_STYLE_TAPS, fast.RELATIVE_CONTENT_TAP)
+    art = vgg(make_image(64, 64, "art", seed=1)[None], taps)
+    crops = vgg(torch.stack([make_image(32, 32, "photo", seed=s) for s in (2, 3)]), taps)
+    grams = fast.relative_grams(art)
+    assert fast.relative_style(art, grams) == 0  # the painting is at no distance from itself
+
+    def by_hand(t: str) -> float:  # the benchmark's formula, the two crops pooled
+        def gram(f: torch.Tensor) -> torch.Tensor:
+            b, c, h, w = f.shape
+            g = f.reshape(b, c, h * w) @ f.reshape(b, c, h * w).transpose(1, 2) / (c * h * w)
+            return g.mean(0)
+
+        return float((gram(crops[t]) - gram(art[t])).norm() / gram(art[t]).norm())
+
+    want = sum(by_hand(t) for t in fast.RELATIVE_STYLE_TAPS) / len(fast.RELATIVE_STYLE_TAPS)
+    assert fast.relative_style(crops, grams).item() == pytest.approx(want, rel=1e-5)
+    c = crops[fast.RELATIVE_CONTENT_TAP]
+    assert fast.relative_content(2 * c, c).item() == pytest.approx(1.0, rel=1e-5)
+    # and they train a preset from our AdaIN
+    out = tmp_path / "m.safetensors"
+    weights = {"relative_style_weight": 1.0, "relative_content_weight": 1.0}
+    _train(photos, painting, out, 2, from_adain=True, settings={**weights, "moments_only": True})
+    log = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(row["relative_style"]) and row["relative_content"] > 0 for row in log)

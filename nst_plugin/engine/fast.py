@@ -41,7 +41,9 @@ Departures from the paper, each for this CPU (measured in `benchmarks/bench_fast
 - optionally (`flat_tv_weight` in training) a total-variation term on the photo's flat spots
   alone: see `flat_variation`;
 - optionally (`noise_channels` in the network's config) Gaussian noise channels beside the
-  photo's, after Ulyanov et al. 2016 ("Texture networks"): see `NoiseInput`.
+  photo's, after Ulyanov et al. 2016 ("Texture networks"): see `NoiseInput`;
+- optionally (`relative_style_weight`, `relative_content_weight` in training) Gatys et al.'s
+  layers and distances as our quality benchmark measures them: see `relative_style`.
 
 A second network (`lite_widths` in the config): our lite AdaIN network with one painting's
 moments fixed, the route of Ghiasi et al. 2017 from an arbitrary network to a per-style one:
@@ -79,6 +81,9 @@ FEATURE_TAPS = tuple(sorted({CONTENT_TAP, *STYLE_TAPS}))
 # at conv4_1/conv5_1, the shapes larger than relu4_1's field, which the paper's four equally
 # weighted layers never ask for (fast-training.md, item 14).
 WEIGHTABLE_STYLE_TAPS = (*STYLE_TAPS, "relu5_1")
+# Gatys et al.'s layers before their ReLUs, where `relative_style` and `relative_content` compare
+RELATIVE_STYLE_TAPS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+RELATIVE_CONTENT_TAP = "conv4_2"
 
 
 def style_tap_weights(weights: Sequence[float]) -> dict[str, float]:
@@ -649,6 +654,36 @@ def texture_layout_loss(output: torch.Tensor, teacher: torch.Tensor) -> torch.Te
     weight 1e4 it weakened the lattice and cost style distance in proportion (item 42).
     """
     return F.mse_loss(texture_energy(output), texture_energy(teacher))
+
+
+def relative_grams(feats: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The painting's Gram matrix (C, C) at each of `RELATIVE_STYLE_TAPS`, in fp32."""
+    return {t: gram_matrix(feats[t].float())[0] for t in RELATIVE_STYLE_TAPS}
+
+
+def relative_style(
+    feats: Mapping[str, torch.Tensor], grams: Mapping[str, torch.Tensor]
+) -> torch.Tensor:
+    """Gatys et al.'s style layers (conv1_1..conv5_1, before the ReLU), each Gram matrix's
+    distance from the painting's relative to the painting's norm, averaged over the layers: the
+    style distance `benchmarks/bench_quality.py` reports, as a loss.
+
+    A departure from the paper's weighted squared distance, and from this module's Gram term
+    (ReLU taps to relu4_1, each scaled by the painting's mean activation): tuning a network
+    from our AdaIN with that term lowered it while the measured distance rose, most at conv4_1
+    and conv5_1 (fast-training.md, item 44). The batch's crops are pooled, as one image: a
+    128 px crop holds too few positions at conv5_1 for its own Gram matrix to mean much."""
+    terms = []
+    for tap, target in grams.items():
+        pooled = gram_matrix(feats[tap].float()).mean(0)
+        terms.append((pooled - target).norm() / target.norm())
+    return torch.stack(terms).mean()
+
+
+def relative_content(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The distance of conv4_2's maps from the photo's, relative to the photo's: the content
+    distance `benchmarks/bench_quality.py` reports, as a loss."""
+    return (out.float() - target.float()).norm() / target.float().norm()
 
 
 def perceptual_losses(

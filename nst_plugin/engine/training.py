@@ -622,6 +622,10 @@ class FastSettings:
     # AdaIN has it: Dumoulin et al. 2017 show a style lives in those parameters, and a network
     # that cannot change its filters cannot learn a painting's texture it does not already draw
     moments_only: bool = False
+    # weights of the style and content distances as the quality benchmark measures them
+    # (fast.relative_style, fast.relative_content); 0: off
+    relative_style_weight: float = 0.0
+    relative_content_weight: float = 0.0
 
     def __post_init__(self) -> None:
         self.lite_widths = tuple(self.lite_widths)  # a list when read back from a file
@@ -683,7 +687,10 @@ class FastTrainer(Trainer):
         self.tap_weights = fast.style_tap_weights(settings.style_tap_weights)
         self.style_taps = tuple(self.tap_weights)
         deep = (fast.DEEP_CONTENT_TAP,) if settings.deep_content_weight > 0 else ()
-        self.feature_taps = tuple(sorted({*fast.FEATURE_TAPS, *self.style_taps, *deep}))
+        relative = fast.RELATIVE_STYLE_TAPS if settings.relative_style_weight > 0 else ()
+        if settings.relative_content_weight > 0:
+            relative = (*relative, fast.RELATIVE_CONTENT_TAP)
+        self.feature_taps = tuple(sorted({*fast.FEATURE_TAPS, *self.style_taps, *deep, *relative}))
         deepest = max(self.feature_taps, key=encoder.index)
         self.encoder = copy.deepcopy(encoder.truncated(deepest)).to(dev, memory_format=fmt)
         self.net = (net or fast.make_net(settings.net_config())).to(dev, memory_format=fmt)
@@ -695,6 +702,9 @@ class FastTrainer(Trainer):
             feats = self.encoder(style.to(dev).contiguous(memory_format=fmt), self.feature_taps)
         self.scales = fast.feature_scales(feats)
         self.grams = fast.style_grams(feats, self.scales, self.style_taps)
+        self.relative_grams = (
+            fast.relative_grams(feats) if settings.relative_style_weight > 0 else None
+        )
         self.histograms = (
             fast.style_histograms(feats, self.scales) if settings.histogram_weight > 0 else None
         )
@@ -740,6 +750,8 @@ class FastTrainer(Trainer):
             "spectrum_peak_weight",
             "texture_layout_weight",
             "flat_tv_weight",
+            "relative_style_weight",
+            "relative_content_weight",
         ):
             if getattr(s, name) < 0:
                 raise InputError(f"{name.replace('_', ' ')} must be 0 or more")
@@ -813,6 +825,8 @@ class FastTrainer(Trainer):
                         taps.append(fast.FINE_CONTENT_TAP)
                     if s.deep_content_weight > 0:
                         taps.append(fast.DEEP_CONTENT_TAP)
+                    if s.relative_content_weight > 0:
+                        taps.append(fast.RELATIVE_CONTENT_TAP)
                     targets = self.encoder(photo, taps)
                     taught = self._teacher_features(teachers)
                 feats = self.encoder(out, self.feature_taps)
@@ -838,6 +852,12 @@ class FastTrainer(Trainer):
             )
             if s.flat_tv_weight > 0:
                 parts["flat_tv"] = fast.flat_variation(out, detail)
+            if self.relative_grams is not None:
+                parts["relative_style"] = fast.relative_style(feats, self.relative_grams)
+            if s.relative_content_weight > 0:
+                parts["relative_content"] = fast.relative_content(
+                    feats[fast.RELATIVE_CONTENT_TAP], targets[fast.RELATIVE_CONTENT_TAP]
+                )
             if s.teacher_weight > 0 and teachers is not None:
                 parts["layout"] = fast.layout_loss(out, teachers)
             if s.spectrum_weight > 0 and teachers is not None:
@@ -871,6 +891,8 @@ class FastTrainer(Trainer):
                 + s.spectrum_peak_weight * parts.get("spectrum_peak", 0.0)
                 + s.texture_layout_weight * parts.get("texture_layout", 0.0)
                 + s.flat_tv_weight * parts.get("flat_tv", 0.0)
+                + s.relative_style_weight * parts.get("relative_style", 0.0)
+                + s.relative_content_weight * parts.get("relative_content", 0.0)
             )
             losses = {k: v.item() for k, v in parts.items()}
         self._update(loss)
