@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
+from PIL import Image
 
 import nst_plugin as nst
 from nst_plugin import plugins
@@ -94,3 +97,36 @@ def test_a_broken_third_party_model_is_reported_not_fatal(style_model_package):
     with pytest.warns(UserWarning, match="broken.safetensors"):
         names = set(plugins.style_models())
     assert {"dots", "waves"} <= names
+
+
+def test_a_model_from_our_adain_runs_through_the_task_and_is_sized_as_adain(tmp_path, photo):
+    """A v2 model file (`fast.AdaINPreset`) given by path: the task runs it at any size, and
+    the memory check sizes it as the lite AdaIN network, not as the smaller preset network."""
+    from nst_plugin.default_plugins import fast_method
+    from nst_plugin.engine import adain, fast
+    from nst_plugin.engine.style_models import StyleModelInfo, save_style_model
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 40, 40)).save(buf, format="JPEG")
+    jpeg = buf.getvalue()
+    torch.manual_seed(0)
+    lite = adain.LiteNet((4, 4, 8, 8))
+    moments = adain.style_moments(None, torch.rand(1, 3, 32, 32), lite)
+    config = fast.NetConfig(lite_widths=lite.widths)
+    path = tmp_path / "ours.safetensors"
+    save_style_model(
+        path,
+        fast.AdaINPreset.from_lite(lite, moments),
+        config,
+        StyleModelInfo("ours"),
+        jpeg,
+    )
+    task = nst.create_task("nst.style_transfer", method="fast", model=str(path), size=0)
+    odd = Picture(photo.rgb[:, :37, :51])
+    assert task.run({"content": odd})["image"].size == (51, 37)
+    assert fast_method._bytes_per_pixel({"model": str(path)}) == 470
+    johnson = tmp_path / "johnson.safetensors"
+    small = fast.NetConfig(width=4, blocks=1)
+    save_style_model(johnson, fast.make_net(small), small, StyleModelInfo("j"), jpeg)
+    assert fast_method._bytes_per_pixel({"model": str(johnson)}) == 280
+    assert fast_method._bytes_per_pixel({"model": str(johnson), "second_model": str(path)}) == 470

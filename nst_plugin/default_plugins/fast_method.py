@@ -14,11 +14,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from .. import plugins
 from ..engine import color, fast
 from ..engine.errors import InputError
 from ..engine.precision import autocast
 from ..engine.progress import Progress, ProgressCallback, StopCheck
-from ..engine.style_models import load_style_model, read_style_model
+from ..engine.style_models import load_style_model, net_config, read_metadata, read_style_model
 from ..hookspecs import hookimpl
 from ..images import Picture, from_pil
 from ..methods import MethodSpec, StyleRequest
@@ -82,6 +83,18 @@ def model_on(path: Path, device: torch.device) -> tuple[torch.nn.Module, int, Pi
     return _model_on(str(path.resolve()), path.stat().st_mtime, str(device))
 
 
+def _bytes_per_pixel(params: dict) -> int:
+    """fp32 peak over a 128 px run, benchmarks/bench_memory.py: `fast.make_net`'s network 276
+    B/px at 2048, 264 at 4096; a model from our AdaIN (`fast.AdaINPreset`) runs the lite AdaIN
+    network, sized as adain's (470). The larger of the models asked for (a header read each)."""
+    per_pixel = 280
+    for name in (params.get("model"), params.get("second_model")):
+        if name:
+            raw = read_metadata(plugins.get_style_model(name).path)
+            per_pixel = max(per_pixel, 470 if net_config(raw).lite_widths else 280)
+    return per_pixel
+
+
 def run(
     request: StyleRequest, on_progress: ProgressCallback | None, should_stop: StopCheck | None
 ) -> torch.Tensor:
@@ -122,10 +135,7 @@ SPEC = MethodSpec(
     params=PARAMS,
     run=run,
     needs_styles=False,
-    # fp32 peak over a 128 px run, benchmarks/bench_memory.py: 276 B/px at 2048, 264 at 4096
-    # for `fast.make_net`'s network; a model from our AdaIN (`fast.AdaINPreset`) is the lite
-    # AdaIN network, sized as adain's (470). One figure, the larger: the estimate only refuses
-    memory=lambda params, pixels: 470 * pixels,
+    memory=lambda params, pixels: _bytes_per_pixel(params) * pixels,
 )
 
 
