@@ -10,8 +10,9 @@ log's `hours`) reaches the phase's end, so a call stopped anywhere picks up in t
 and the whole recipe fits the 2-hour budget a preset is allowed.
 
 The first preset starts from scratch (with the identity warm-up); the others start from the
-first one's weights (`--init`), which is the warm start they share. Copy a finished model and
-its .log.jsonl into nst_plugin/weights/styles/.
+first one's weights (`--init`), which is the warm start they share, or, with `--from-adain`
+(and by their recipes udnie and composition_vii, FROM_ADAIN), from our AdaIN with the painting
+(`fast.AdaINPreset`). Copy a finished model and its .log.jsonl into nst_plugin/weights/styles/.
 Paintings not in this table (candy, mosaic, your own) are trained with `nst train fast`.
 """
 
@@ -45,56 +46,25 @@ FIRST = "starry_night"
 
 # name: [(until hours, settings)]; a phase's settings are whole (a resume would keep the last
 # phase's otherwise), and every phase starts from the one before with its optimizer state.
-# composition_vii's is item 23's schedule (the one that painted no dome), with the style weight
-# at 2.5e5 from 1.01 h rather than 2.3e5 (item 23 was 0.5% behind our AdaIN's style distance):
-# benchmarks/fast-training.md item 27 (style 0.3% behind, the hatch); from 1.01 h with the
-# spectrum term against the hatch, item 30: style past our AdaIN's, content 3.8% behind, the
-# bands crossed into a diamond lattice; from 0.56 h with a noise channel and the spectral terms,
-# item 32: the lattice an irregular crackle, style 15% ahead, content 7% behind.
-_LAYOUT_PATH = {"margin": 32, "tv_weight": 5.0, "content_weight": 1.0}
-_COMPOSITION_VII = {**_LAYOUT_PATH, "teacher_weight": 600.0}
-_UDNIE = {**_LAYOUT_PATH, "teacher_weight": 1500.0}
-_AGAINST_LATTICE = {"noise_channels": 1, "spectrum_weight": 5.0, "spectrum_peak_weight": 3.0}
+# udnie's and composition_vii's: our AdaIN with the painting (FROM_ADAIN), its moments alone
+# tuned against the quality benchmark's own distances (benchmarks/fast-training.md, item 44).
+# The Johnson-network recipes they replace (items 23-41, a lattice over flat areas) are in the
+# history.
+_TUNED_MOMENTS = {
+    "moments_only": True,
+    "lr": 1e-3,
+    "margin": 32,
+    "style_weight": 0.0,
+    "content_weight": 0.0,
+    "relative_style_weight": 6.0,
+    "relative_content_weight": 1.0,
+}
 RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
-    "composition_vii": [
-        # the colour-layout term against our AdaIN, against a painted dome in wide skies
-        (0.24, {**_COMPOSITION_VII, "crop": 128, "style_weight": 2e5, "teacher_style_mix": 0.6,
-                "teacher_weight": 200.0}),
-        (0.56, {**_COMPOSITION_VII, "crop": 128, "style_weight": 2e5, "teacher_style_mix": 0.6}),
-        # larger crops for the strokes' scale, then more style; noise to paint flat areas'
-        # texture from and the spectral terms against the lattice
-        (1.01, {**_COMPOSITION_VII, **_AGAINST_LATTICE, "crop": 192, "style_weight": 2e5,
-                "teacher_style_mix": 0.6}),
-        (1.59, {**_COMPOSITION_VII, **_AGAINST_LATTICE, "crop": 192, "style_weight": 2.5e5,
-                "teacher_style_mix": 0.6}),
-        # the stability term against the hatch, annealed
-        (1.965, {**_COMPOSITION_VII, **_AGAINST_LATTICE, "crop": 192, "style_weight": 2.5e5,
-                 "teacher_style_mix": 0.4, "stability_weight": 200.0, "lr_decay": 3e-4}),
-    ],
-    # udnie's is composition_vii's item 23 path with item 11's stronger style (which passed our
-    # AdaIN's style distance but grew olive ovals in flat areas late): the layout term is what
-    # took composition_vii's dome away, so it is asked to hold udnie's ovals too. At 600 it did
-    # not (dark ovals at the top of wide skies at 0.56 h: udnie's larger style weight leaves the
-    # term half composition_vii's share of the loss), so it is 1500 from there.
-    # benchmarks/fast-training.md item 26 (style 3.3% behind our AdaIN's); from 0.56 h with the
-    # relu4_2 content term and a noise channel, and more style at the end, item 37: content 8%
-    # ahead, style 3.8% behind, a diamond lattice over flat areas; from 1.2 h with the spectral
-    # terms and the last phase's style, item 38: style 2.1% behind, the lattice mostly gone.
-    "udnie": [
-        (0.24, {**_UDNIE, "crop": 128, "style_weight": 2.5e5, "teacher_style_mix": 0.6,
-                "teacher_weight": 200.0}),
-        (0.56, {**_UDNIE, "crop": 128, "style_weight": 2.5e5, "teacher_style_mix": 0.6,
-                "teacher_weight": 600.0}),
-        (1.2, {**_UDNIE, "crop": 192, "style_weight": 2.5e5, "teacher_style_mix": 0.6,
-               "deep_content_weight": 2.0, "noise_channels": 1}),
-        # the lattice's answer from composition_vii (the spectral terms), with more style
-        (1.6, {**_UDNIE, **_AGAINST_LATTICE, "crop": 192, "style_weight": 4.5e5,
-               "teacher_style_mix": 0.3, "deep_content_weight": 2.0}),
-        (1.965, {**_UDNIE, **_AGAINST_LATTICE, "crop": 192, "style_weight": 4.5e5,
-                 "teacher_style_mix": 0.3, "deep_content_weight": 2.0, "stability_weight": 200.0,
-                 "lr_decay": 3e-4}),
-    ],
+    "udnie": [(0.2, _TUNED_MOMENTS)],
+    "composition_vii": [(0.2, _TUNED_MOMENTS)],
 }  # fmt: skip
+# presets whose recipe starts from our AdaIN with the painting (`--from-adain`)
+FROM_ADAIN = {"udnie", "composition_vii"}
 
 
 # settings a call may override for every preset (not with --recipe): FastSettings field,
@@ -204,8 +174,8 @@ def _train(
     file, title, artist, painting, year, source = PRESETS[name]
     first = out.parent / f"{FIRST}.safetensors"
     init = str(first) if name != FIRST and not out.exists() and first.exists() else None
-    from_adain = args.from_adain and not out.exists()
-    init = None if args.from_adain else init
+    from_adain = (args.from_adain or (args.recipe and name in FROM_ADAIN)) and not out.exists()
+    init = None if from_adain else init
     phase = "" if hours is None else f" until {hours} h"
     start = "from our AdaIN" if from_adain else f"init {init}"
     print(f"== {name}: {'resume' if out.exists() else start}{phase}", flush=True)

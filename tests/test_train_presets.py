@@ -10,6 +10,7 @@ from types import ModuleType
 import pytest
 
 import nst_plugin.train_fast
+from nst_plugin.engine import fast
 from nst_plugin.engine.style_models import load_style_model
 from nst_plugin.engine.training import FastSettings
 from nst_plugin.images import Picture, save_image
@@ -32,6 +33,7 @@ def script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     # the first phase ends after its first step; the second runs to --steps
     recipe = [(1e-9, {**TINY, "style_weight": 1.0}), (1.0, {**TINY, "style_weight": 2.0})]
     monkeypatch.setattr(module, "RECIPES", {"composition_vii": recipe})
+    monkeypatch.setattr(module, "FROM_ADAIN", set())
     monkeypatch.setattr(nst_plugin.train_fast, "DEFAULT_STYLE_SIZE", 64)
     return module
 
@@ -97,3 +99,18 @@ def test_the_shipped_recipes_fit_the_budget_and_name_real_settings():
         assert ends == sorted(set(ends)) and ends[-1] <= 2.0, name  # a preset's 2-hour budget
         for _, settings in phases:
             FastSettings(**settings)  # a misspelt setting would fail here, not hours into a run
+
+
+def test_a_recipe_from_our_adain_starts_there_and_tunes_the_moments(
+    script, folders, tmp_path, monkeypatch
+):
+    styles, photos = folders
+    tuned = {**script._TUNED_MOMENTS, "crop": 64, "batch_size": 2, "margin": 0}
+    monkeypatch.setattr(script, "RECIPES", {"composition_vii": [(1.0, tuned)]})
+    monkeypatch.setattr(script, "FROM_ADAIN", {"composition_vii"})
+    work = tmp_path / "work"
+    args = ["--styles", str(styles), "--content-dir", str(photos), "--work", str(work)]
+    _main(script, monkeypatch, *args, "--only", "composition_vii", "--recipe", "--steps", "2")
+    net, config, info, _ = load_style_model(work / "composition_vii.safetensors")
+    assert isinstance(net, fast.AdaINPreset) and config.lite_widths
+    assert info.state["step"] == 2 and info.settings["moments_only"] is True
