@@ -40,7 +40,7 @@ import nst_plugin as nst
 from nst_plugin.engine import fast as fast_net
 from nst_plugin.engine.padding import ReflectionPad
 from nst_plugin.engine.precision import autocast, bf16_enabled
-from nst_plugin.engine.style_models import load_style_model, read_metadata
+from nst_plugin.engine.style_models import load_style_model, net_config, read_metadata
 from nst_plugin.images import Picture, from_pil, resize_longer, to_pil
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,12 +57,17 @@ def _median_seconds(run: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
+def _from_adain(model: str) -> bool:
+    """Whether the model is a `fast.AdaINPreset` (else `fast.make_net`'s network)."""
+    raw = read_metadata(nst.list_style_models()[model]["path"])
+    return bool(net_config(raw).lite_widths)
+
+
 def _one_per_network(models: list[str]) -> list[str]:
-    """The first of `models` with each network layout: presets of one layout run alike."""
-    seen: dict[str, str] = {}
+    """The first of `models` with each network: presets of one network run alike."""
+    seen: dict[bool, str] = {}
     for model in models:
-        config = read_metadata(nst.list_style_models()[model]["path"])["config"]
-        seen.setdefault(config, model)
+        seen.setdefault(_from_adain(model), model)
     return list(seen.values())
 
 
@@ -251,8 +256,11 @@ def main() -> None:
     photos = sorted((data / "eval-content").glob("*.jpg"))[: args.limit or None]
     cpu = "bf16 autocast" if bf16_enabled(torch.device("cpu")) else "fp32"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {cpu}\n")
-    if args.layers:
-        layers(models[0], max(args.repeat, 7))
+    if args.layers:  # the inference changes made to `fast.make_net`'s network
+        johnson = [m for m in models if not _from_adain(m)]
+        if not johnson:
+            raise SystemExit("--layers times fast.make_net's network: no such model given")
+        layers(johnson[0], max(args.repeat, 7))
         return
     if not args.quality:
         photo = from_pil(Image.open(photos[0]).convert("RGB"))

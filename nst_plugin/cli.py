@@ -647,6 +647,8 @@ def _run_models(args: argparse.Namespace) -> int:
         info = entry.info
         seen = info.state.get("images_seen")
         trained = f"; trained on {seen:,} photo crops" if seen else ""
+        if info.settings.get("lite_widths"):
+            trained = f"; our AdaIN network with the painting{trained or ', untuned'}"
         print(f"{name}: {info.summary() or info.title}")
         print(f"    licence: {info.licence or 'not stated'}; from {entry.plugin}{trained}")
         if info.source:
