@@ -344,8 +344,8 @@ class AdaINPreset(nn.Module):
     composition_vii whatever its losses (fast-training.md, items 10-42), where our AdaIN leaves
     them clean. Departures from Johnson et al.: this is the lite AdaIN's layout (four stages,
     skips between encoder and decoder, no residual blocks, instance norm at full resolution
-    too, its filter modulation); it costs the lite AdaIN's time less its style encoding, about
-    1.5-2x `make_net`'s network. No edge margin (`EDGE_MARGIN`): it is our AdaIN's network,
+    too, its filter modulation); it takes our AdaIN's time with the style's moments cached,
+    about 2x `make_net`'s network (`benchmarks/bench_fast.py`). No edge margin (`EDGE_MARGIN`): it is our AdaIN's network,
     which never drew that line.
     """
 
