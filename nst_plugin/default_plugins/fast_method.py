@@ -131,7 +131,8 @@ def run(
 SPEC = MethodSpec(
     name="fast",
     title="Fast (per-style network)",
-    description="a network trained for one painting (Johnson et al. 2016); the fastest",
+    description="a network for one named painting (Johnson et al. 2016, or our AdaIN with "
+    "the painting built in); no style image",
     params=PARAMS,
     run=run,
     needs_styles=False,

@@ -345,8 +345,8 @@ class AdaINPreset(nn.Module):
     them clean. Departures from Johnson et al.: this is the lite AdaIN's layout (four stages,
     skips between encoder and decoder, no residual blocks, instance norm at full resolution
     too, its filter modulation); it takes our AdaIN's time with the style's moments cached,
-    about 2x `make_net`'s network (`benchmarks/bench_fast.py`). No edge margin (`EDGE_MARGIN`): it is our AdaIN's network,
-    which never drew that line.
+    about 2x `make_net`'s network (`benchmarks/bench_fast.py`). No edge margin
+    (`EDGE_MARGIN`): it is our AdaIN's network, which never drew that line.
     """
 
     edge_margin = 0
