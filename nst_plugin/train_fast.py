@@ -212,18 +212,26 @@ def _grown(
     return net, config, adam
 
 
-def _from_adain(painting: Picture) -> fast.AdaINPreset:
-    """The package's AdaIN network with the painting's moments fixed, to train on."""
+def _shipped_adain(painting: Picture) -> tuple[Any, Any, Any]:
+    """The package's AdaIN network, its VGG encoder (None for the lite network, which has its
+    own) and the painting's moments: what the teacher images and `--from-adain` start from."""
     from .engine import adain
     from .engine.checkpoints import load_decoder
     from .engine.padding import pad_to_multiple
 
     decoder, _ = load_decoder(SHIPPED_DECODER)
-    if not isinstance(decoder, adain.LiteNet):
-        raise InputError("--from-adain needs the package's lite AdaIN network")
+    encoder = None if isinstance(decoder, adain.LiteNet) else load_encoder("vgg19")
     style, _, _ = pad_to_multiple(painting.rgb[None], adain.MULTIPLE)
     with torch.no_grad():
-        moments = adain.style_moments(None, style, decoder)
+        moments = adain.style_moments(encoder, style, decoder)
+    return decoder, encoder, moments
+
+
+def _from_adain(painting: Picture) -> fast.AdaINPreset:
+    """The package's AdaIN network with the painting's moments fixed, to train on."""
+    decoder, encoder, moments = _shipped_adain(painting)
+    if encoder is not None:
+        raise InputError("--from-adain needs the package's lite AdaIN network")
     return fast.AdaINPreset.from_lite(decoder, moments).requires_grad_(True)
 
 
@@ -236,8 +244,6 @@ def _teachers(
     they are kept in `cache` under a hash of everything they depend on: photos, painting and
     decoder."""
     from .engine import adain
-    from .engine.checkpoints import load_decoder
-    from .engine.padding import pad_to_multiple
 
     digest = hashlib.sha256(Path(SHIPPED_DECODER).read_bytes())
     for t in (painting.rgb, *photos):
@@ -245,10 +251,7 @@ def _teachers(
         digest.update(t.contiguous().numpy().tobytes())
 
     def paint() -> list[torch.Tensor]:
-        decoder, _ = load_decoder(SHIPPED_DECODER)
-        encoder = None if isinstance(decoder, adain.LiteNet) else load_encoder("vgg19")
-        style, _, _ = pad_to_multiple(painting.rgb[None], adain.MULTIPLE)
-        moments = adain.style_moments(encoder, style, decoder)
+        decoder, encoder, moments = _shipped_adain(painting)
         out = []
         for k, photo in enumerate(photos):
             if not quiet and k % 100 == 0:

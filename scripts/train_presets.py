@@ -11,8 +11,8 @@ and the whole recipe fits the 2-hour budget a preset is allowed.
 
 The first preset starts from scratch (with the identity warm-up); the others start from the
 first one's weights (`--init`), which is the warm start they share, or, with `--from-adain`
-(and by their recipes udnie and composition_vii, FROM_ADAIN), from our AdaIN with the painting
-(`fast.AdaINPreset`). Copy a finished model and its .log.jsonl into nst_plugin/weights/styles/.
+(and by its recipe udnie, FROM_ADAIN), from our AdaIN with the painting (`fast.AdaINPreset`).
+Copy a finished model and its .log.jsonl into nst_plugin/weights/styles/.
 Paintings not in this table (candy, mosaic, your own) are trained with `nst train fast`.
 """
 

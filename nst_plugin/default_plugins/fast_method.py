@@ -83,15 +83,22 @@ def model_on(path: Path, device: torch.device) -> tuple[torch.nn.Module, int, Pi
     return _model_on(str(path.resolve()), path.stat().st_mtime, str(device))
 
 
+@functools.lru_cache(maxsize=32)
+def _from_adain(path: str, mtime: float) -> bool:
+    """Whether a model file holds a `fast.AdaINPreset` (a header read, once per file version)."""
+    return bool(net_config(read_metadata(path)).lite_widths)
+
+
 def _bytes_per_pixel(params: dict) -> int:
     """fp32 peak over a 128 px run, benchmarks/bench_memory.py: `fast.make_net`'s network 276
     B/px at 2048, 264 at 4096; a model from our AdaIN (`fast.AdaINPreset`) runs the lite AdaIN
-    network, sized as adain's (470). The larger of the models asked for (a header read each)."""
+    network, sized as adain's (470). The larger of the models asked for."""
     per_pixel = 280
     for name in (params.get("model"), params.get("second_model")):
         if name:
-            raw = read_metadata(plugins.get_style_model(name).path)
-            per_pixel = max(per_pixel, 470 if net_config(raw).lite_widths else 280)
+            path = plugins.get_style_model(name).path
+            if _from_adain(str(path.resolve()), path.stat().st_mtime):
+                per_pixel = 470
     return per_pixel
 
 
