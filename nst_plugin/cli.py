@@ -59,6 +59,12 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
         "picture from the first step, then tuned (Ghiasi et al. 2017)",
     )
     fast.add_argument(
+        "--teacher",
+        help="the teacher terms compare with this style model's picture (a name or a file) "
+        "instead of our AdaIN's: a smaller network learns a trained one's (a resumed model "
+        "keeps its own)",
+    )
+    fast.add_argument(
         "--style-size",
         type=int,
         help="painting's longer side in px: smaller paints smaller shapes "
@@ -155,19 +161,20 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
     fast.add_argument(
         "--teacher-weight",
         type=float,
-        help="weight of a colour-layout term that holds the network to our AdaIN's rendering "
-        f"of each photo with the painting, in 16 px squares ({f.teacher_weight:g}: off)",
+        help="weight of a colour-layout term that holds the network to the teacher's rendering "
+        "of each photo (our AdaIN's with the painting, or --teacher's), in 16 px squares "
+        f"({f.teacher_weight:g}: off)",
     )
     fast.add_argument(
         "--teacher-content-weight",
         type=float,
-        help="weight of a relu2_2 content term against our AdaIN's rendering of each photo "
-        f"with the painting ({f.teacher_content_weight:g}: off)",
+        help="weight of a relu2_2 content term against the teacher's rendering of each photo "
+        f"({f.teacher_content_weight:g}: off)",
     )
     fast.add_argument(
         "--teacher-style-mix",
         type=float,
-        help="share (0..1) of each crop's Gram targets taken from our AdaIN's rendering of that "
+        help="share (0..1) of each crop's Gram targets taken from the teacher's rendering of that "
         f"crop instead of the whole painting ({f.teacher_style_mix:g}: the painting's alone)",
     )
     fast.add_argument(
@@ -347,6 +354,7 @@ def _run_train(args: argparse.Namespace) -> int:
         style=args.style,
         init=args.init,
         from_adain=args.from_adain,
+        teacher=args.teacher,
         style_size=args.style_size,
         info={k: getattr(args, k) for k in info},
         settings=settings,

@@ -4,7 +4,9 @@ The same loop as `nst train adain` (`training_loop.run_training`); the model fil
 shipped preset and the checkpoint. `--init` starts from another style model's weights: a network
 that already draws one painting learns the next far sooner than one from scratch. `--from-adain`
 starts from the package's AdaIN network with the painting's moments fixed
-(`fast.AdaINPreset`): it draws our AdaIN's picture from the first step.
+(`fast.AdaINPreset`): it draws our AdaIN's picture from the first step. The teacher terms
+compare with our AdaIN's rendering of each photo, or with `--teacher`'s, a trained style model:
+a smaller network then learns that model's picture (distillation, Hinton et al. 2015).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from . import plugins
 from .devices import resolve_device
 from .engine import fast
 from .engine.encoders import load_encoder
@@ -85,6 +88,7 @@ def train_fast(
     overwrite: bool = False,
     init: str | None = None,
     from_adain: bool = False,
+    teacher: str | None = None,
     style_size: int | None = None,
     time_limit_min: float | None = None,
     hours: float | None = None,
@@ -123,6 +127,9 @@ def train_fast(
         # the painting's size sets the strokes' scale: a resumed run keeps the recorded one
         if style_size is None:
             style_size = int(old_info.settings.get("style_size", DEFAULT_STYLE_SIZE))
+        # so does the teacher: its images are what the teacher terms were fitted to
+        if teacher is None:
+            teacher = old_info.settings.get("teacher")
     else:
         train_settings = FastSettings(**overrides)
         if init:
@@ -134,6 +141,10 @@ def train_fast(
             train_settings.recon_steps = 0
     if style_size is None:
         style_size = DEFAULT_STYLE_SIZE
+    if teacher and not train_settings.needs_teachers():
+        raise InputError("--teacher needs a teacher term: --teacher-weight, "
+                         "--teacher-content-weight or --teacher-style-mix")  # fmt: skip
+    teacher_path = plugins.get_style_model(teacher).path if teacher else None
     painting = resize_longer(load_image(style), style_size)
     reference = _jpeg(resize_longer(painting, REFERENCE_LONGER))
     if from_adain and net is None:
@@ -149,7 +160,7 @@ def train_fast(
     teachers = None
     if train_settings.needs_teachers():
         cache = Path(cache_dir) if cache_dir else default_cache_dir("teachers")
-        teachers = _teachers(photos, painting, cache, quiet)
+        teachers = _teachers(photos, painting, cache, quiet, teacher_path)
     trainer = FastTrainer(
         load_encoder("vgg19"),
         photos,
@@ -164,6 +175,8 @@ def train_fast(
 
     def save_file() -> None:
         model_info.settings = {**trainer.settings_dict(), "style_size": style_size}
+        if teacher:
+            model_info.settings["teacher"] = teacher
         model_info.state = asdict(trainer.state)
         model_info.state.pop("history", None)
         save_style_model(
@@ -236,27 +249,39 @@ def _from_adain(painting: Picture) -> fast.AdaINPreset:
 
 
 def _teachers(
-    photos: list[torch.Tensor], painting: Picture, cache: Path, quiet: bool
+    photos: list[torch.Tensor],
+    painting: Picture,
+    cache: Path,
+    quiet: bool,
+    model: Path | None = None,
 ) -> list[torch.Tensor]:
     """Our AdaIN's rendering of each photo with the painting (the shipped decoder, photo size),
-    as uint8 like the photos: what the teacher terms hold the network to. They take minutes for
-    some hundred photos, and a run restarts several times (each change of crop or weights), so
-    they are kept in `cache` under a hash of everything they depend on: photos, painting and
-    decoder."""
+    or the style `model`'s, as uint8 like the photos: what the teacher terms hold the network
+    to. They take minutes for some hundred photos, and a run restarts several times (each
+    change of crop or weights), so they are kept in `cache` under a hash of everything they
+    depend on: photos, painting and the teacher's file."""
     from .engine import adain
 
-    digest = hashlib.sha256(Path(SHIPPED_DECODER).read_bytes())
+    digest = hashlib.sha256(Path(model or SHIPPED_DECODER).read_bytes())
     for t in (painting.rgb, *photos):
         digest.update(str(tuple(t.shape)).encode())
         digest.update(t.contiguous().numpy().tobytes())
 
-    def paint() -> list[torch.Tensor]:
+    def teacher() -> Any:
+        if model is not None:
+            net, config, _, _ = load_style_model(model)
+            net = fast.for_inference(net)
+            return lambda photo: fast.stylize(net, photo, config.multiple)
         decoder, encoder, moments = _shipped_adain(painting)
+        return lambda photo: adain.stylize(encoder, decoder, photo, [moments])
+
+    def paint() -> list[torch.Tensor]:
+        render = teacher()
         out = []
         for k, photo in enumerate(photos):
             if not quiet and k % 100 == 0:
                 print(f"teacher images: {k}/{len(photos)}", flush=True)
-            image = adain.stylize(encoder, decoder, photo[None].float() / 255, [moments])[0]
+            image = render(photo[None].float() / 255)[0]
             out.append((image * 255 + 0.5).to(torch.uint8))
         return out
 

@@ -1116,3 +1116,39 @@ def test_relative_terms_are_the_distances_the_quality_benchmark_reports(photos, 
     _train(photos, painting, out, 2, from_adain=True, settings={**weights, "moments_only": True})
     log = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
     assert all(np.isfinite(row["relative_style"]) and row["relative_content"] > 0 for row in log)
+
+
+def test_a_teacher_model_paints_the_teacher_images_and_a_resumed_run_keeps_it(
+    photos: Path, painting: Path, tmp_path: Path
+) -> None:
+    """`--teacher MODEL`: the teacher terms compare with that model's picture of each photo,
+    not our AdaIN's; the file records the teacher and a resume without `--teacher` keeps it."""
+    from nst_plugin import train_fast as tf
+    from nst_plugin.images import Picture
+
+    teacher = _trained_model(photos, painting, tmp_path / "teacher.safetensors")
+    net, config, _, _ = load_style_model(teacher)
+    shots = [(make_image(40, 48, seed=k) * 255).to(torch.uint8) for k in range(2)]
+    art = Picture(make_image(32, 32, kind="art"))
+    painted = tf._teachers(shots, art, tmp_path / "cache", quiet=True, model=teacher)
+    for shot, image in zip(shots, painted, strict=True):
+        want = fast.stylize(fast.for_inference(net), shot[None].float() / 255, config.multiple)
+        assert torch.equal(image, (want[0] * 255 + 0.5).to(torch.uint8))
+    by_adain = tf._teachers(shots, art, tmp_path / "cache", quiet=True)
+    assert not all(torch.equal(a, b) for a, b in zip(painted, by_adain, strict=True))
+
+    out = tmp_path / "student.safetensors"
+    taught = {"teacher_content_weight": 1.0, "width": 2}
+    _train(photos, painting, out, 2, teacher=str(teacher), settings=taught)
+    _, meta = read_style_model(out)
+    assert json.loads(meta["settings"])["teacher"] == str(teacher)
+    teacher.unlink()  # a resume without --teacher reads the recorded one, which must exist
+    with pytest.raises(InputError, match="unknown style model"):
+        _train(photos, painting, out, 3, resume=True, settings=taught)
+    with pytest.raises(InputError, match="--teacher needs a teacher term"):
+        _train(photos, painting, tmp_path / "x.safetensors", 1, teacher=str(out))
+
+
+def _trained_model(photos: Path, painting: Path, path: Path) -> Path:
+    _train(photos, painting, path, 2)
+    return path
