@@ -110,7 +110,7 @@ def train_fast(
         raise InputError("--init and --from-adain are two starts: pick one")
     if style_size is not None and style_size < 32:
         raise InputError(f"style size must be at least 32 px, got {style_size}")
-    net = state = adam = None
+    net = state = adam = taught_by = None
     given = {k: v for k, v in (info or {}).items() if v}
     if resume and out_path.exists():
         net, config, old_info, _ = load_style_model(out_path)
@@ -130,6 +130,7 @@ def train_fast(
         # so does the teacher: its images are what the teacher terms were fitted to
         if teacher is None:
             teacher = old_info.settings.get("teacher")
+        taught_by = old_info.settings.get("teacher_sha256")
     else:
         train_settings = FastSettings(**overrides)
         if init:
@@ -144,7 +145,9 @@ def train_fast(
     if teacher and not train_settings.needs_teachers():
         raise InputError("--teacher needs a teacher term: --teacher-weight, "
                          "--teacher-content-weight or --teacher-style-mix")  # fmt: skip
-    teacher_path = plugins.get_style_model(teacher).path if teacher else None
+    teacher_model = plugins.get_style_model(teacher) if teacher else None
+    if teacher_model and taught_by and teacher_model.info.sha256 != taught_by:
+        raise InputError(f"teacher {teacher} is not the model this one was trained against")
     painting = resize_longer(load_image(style), style_size)
     reference = _jpeg(resize_longer(painting, REFERENCE_LONGER))
     if from_adain and net is None:
@@ -160,7 +163,9 @@ def train_fast(
     teachers = None
     if train_settings.needs_teachers():
         cache = Path(cache_dir) if cache_dir else default_cache_dir("teachers")
-        teachers = _teachers(photos, painting, cache, quiet, teacher_path)
+        teachers = _teachers(
+            photos, painting, cache, quiet, teacher_model.path if teacher_model else None
+        )
     trainer = FastTrainer(
         load_encoder("vgg19"),
         photos,
@@ -175,8 +180,9 @@ def train_fast(
 
     def save_file() -> None:
         model_info.settings = {**trainer.settings_dict(), "style_size": style_size}
-        if teacher:
+        if teacher_model:
             model_info.settings["teacher"] = teacher
+            model_info.settings["teacher_sha256"] = teacher_model.info.sha256
         model_info.state = asdict(trainer.state)
         model_info.state.pop("history", None)
         save_style_model(

@@ -12,7 +12,9 @@ and the whole recipe fits the 2-hour budget a preset is allowed.
 The first preset starts from scratch (with the identity warm-up); the others start from the
 first one's weights (`--init`), which is the warm start they share, or, with `--from-adain`
 (and by its recipe udnie, FROM_ADAIN), from our AdaIN with the painting (`fast.AdaINPreset`).
-Copy a finished model and its .log.jsonl into nst_plugin/weights/styles/.
+With `--teacher-dir`, each preset's teacher terms compare with that folder's model of its name
+(distillation: a smaller network learns a trained preset's picture). Copy a finished model and
+its .log.jsonl into nst_plugin/weights/styles/.
 Paintings not in this table (candy, mosaic, your own) are trained with `nst train fast`.
 """
 
@@ -93,6 +95,9 @@ OVERRIDES: list[tuple[str, type, str]] = [
     ("noise_cell", int, "px between the noise field's independent values, for all"),
     ("relative_style_weight", float, "benchmark-measured style distance's weight, for all"),
     ("relative_content_weight", float, "benchmark-measured content distance's weight, for all"),
+    ("width", int, "a new network's first-stage width, for all"),
+    ("blocks", int, "a new network's residual blocks, for all"),
+    ("edge_kernel", int, "a new network's first and last kernel size, for all"),
     ("lr", float, "Adam's learning rate, for all"),
     ("lr_decay", float, "learning rate = lr / (1 + decay * step), for all"),
 ]
@@ -125,6 +130,9 @@ def main() -> None:
         action="store_true",
         help="a new preset starts from our AdaIN with its painting (fast.AdaINPreset)",
     )
+    ap.add_argument("--teacher-dir",
+                    help="each preset's teacher terms compare with DIR/<name>.safetensors's "
+                    "picture (`nst train fast --teacher`)")  # fmt: skip
     ap.add_argument("--recipe", action="store_true",
                     help="train by the preset's recipe (RECIPES), no setting flags")  # fmt: skip
     args = ap.parse_args()
@@ -180,9 +188,11 @@ def _train(
     phase = "" if hours is None else f" until {hours} h"
     start = "from our AdaIN" if from_adain else f"init {init}"
     print(f"== {name}: {'resume' if out.exists() else start}{phase}", flush=True)
+    teacher = str(Path(args.teacher_dir) / f"{name}.safetensors") if args.teacher_dir else None
     train_fast(
         style=str(Path(args.styles) / file), content_dir=args.content_dir, out=str(out),
         steps=args.steps, resume=out.exists(), init=init, from_adain=from_adain,
+        teacher=teacher,
         time_limit_min=minutes,
         hours=hours, style_size=args.style_size,
         info={"name": name, "title": title, "artist": artist, "painting": painting,

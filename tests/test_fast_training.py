@@ -1142,13 +1142,17 @@ def test_a_teacher_model_paints_the_teacher_images_and_a_resumed_run_keeps_it(
     _train(photos, painting, out, 2, teacher=str(teacher), settings=taught)
     _, meta = read_style_model(out)
     assert json.loads(meta["settings"])["teacher"] == str(teacher)
+    _train(photos, painting, out, 3, resume=True, settings=taught)  # the recorded teacher
+    other = _trained_model(photos, painting, tmp_path / "other.safetensors", lr=1e-2)
+    with pytest.raises(InputError, match="is not the model this one was trained against"):
+        _train(photos, painting, out, 4, resume=True, teacher=str(other), settings=taught)
     teacher.unlink()  # a resume without --teacher reads the recorded one, which must exist
     with pytest.raises(InputError, match="unknown style model"):
-        _train(photos, painting, out, 3, resume=True, settings=taught)
+        _train(photos, painting, out, 4, resume=True, settings=taught)
     with pytest.raises(InputError, match="--teacher needs a teacher term"):
         _train(photos, painting, tmp_path / "x.safetensors", 1, teacher=str(out))
 
 
-def _trained_model(photos: Path, painting: Path, path: Path) -> Path:
-    _train(photos, painting, path, 2)
+def _trained_model(photos: Path, painting: Path, path: Path, lr: float = 1e-3) -> Path:
+    _train(photos, painting, path, 2, settings={"lr": lr})
     return path
