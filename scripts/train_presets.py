@@ -48,26 +48,25 @@ FIRST = "starry_night"
 
 # name: [(until hours, settings)]; a phase's settings are whole (a resume would keep the last
 # phase's otherwise), and every phase starts from the one before with its optimizer state.
-# udnie's: our AdaIN with the painting (FROM_ADAIN), its moments alone tuned against the quality
-# benchmark's own distances, style weighted 3 to content's 1 (chosen on 12 training photos), for
-# about 300 steps (benchmarks/fast-training.md, item 44). composition_vii ships as our AdaIN with
-# its painting, untuned (`--only composition_vii --from-adain --steps 0`): no weighting tried
-# passed our AdaIN's style and content distances both. The Johnson-network recipes these
-# replace (items 23-41: a lattice over flat areas) are in the history.
-_TUNED_MOMENTS = {
-    "moments_only": True,
-    "lr": 1e-3,
+# udnie's and composition_vii's: our AdaIN with the painting (FROM_ADAIN), tuned against the
+# quality benchmark's own distances, the style's weight to the content's chosen on 12 training
+# photos (benchmarks/fast-training.md, items 44-45): udnie's moments alone, 3 to 1, for about
+# 300 steps; composition_vii's every weight, 2.2 to 1, for about 600 steps (its moments alone
+# traded style for content along a line through our AdaIN's own figures). The Johnson-network
+# recipes these replace (items 23-41: a lattice over flat areas) are in the history.
+_FROM_ADAIN = {
     "margin": 32,
     "style_weight": 0.0,
     "content_weight": 0.0,
-    "relative_style_weight": 3.0,
     "relative_content_weight": 1.0,
 }
 RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
-    "udnie": [(0.05, _TUNED_MOMENTS)],
+    "udnie": [(0.05, {**_FROM_ADAIN, "moments_only": True, "lr": 1e-3,
+                      "relative_style_weight": 3.0})],
+    "composition_vii": [(0.13, {**_FROM_ADAIN, "lr": 1e-4, "relative_style_weight": 2.2})],
 }  # fmt: skip
 # presets whose recipe starts from our AdaIN with the painting (`--from-adain`)
-FROM_ADAIN = {"udnie"}
+FROM_ADAIN = {"udnie", "composition_vii"}
 
 
 # settings a call may override for every preset (not with --recipe): FastSettings field,

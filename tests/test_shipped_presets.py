@@ -36,7 +36,7 @@ def test_presets_ship_and_are_listed_with_their_painting(capsys):
     assert main(["models"]) == 0
     listed = capsys.readouterr().out
     assert all(f"{name}: " in listed for name in names) and "public domain" in listed
-    assert "our AdaIN network with the painting, untuned" in listed  # composition_vii
+    assert "our AdaIN network with the painting; trained on" in listed  # udnie, composition_vii
 
 
 def test_each_preset_repaints_a_photo_and_keeps_its_layout():

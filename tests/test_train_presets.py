@@ -105,7 +105,8 @@ def test_a_recipe_from_our_adain_starts_there_and_tunes_the_moments(
     script, folders, tmp_path, monkeypatch
 ):
     styles, photos = folders
-    tuned = {**script._TUNED_MOMENTS, "crop": 64, "batch_size": 2, "margin": 0}
+    udnie = _load_script().RECIPES["udnie"][-1][1]  # the shipped recipe, moments only
+    tuned = {**udnie, "crop": 64, "batch_size": 2, "margin": 0}
     monkeypatch.setattr(script, "RECIPES", {"composition_vii": [(1.0, tuned)]})
     monkeypatch.setattr(script, "FROM_ADAIN", {"composition_vii"})
     work = tmp_path / "work"
