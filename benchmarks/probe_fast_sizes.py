@@ -35,6 +35,8 @@ SHAPES: list[dict[str, int]] = [
     {"width": 8},
     {"width": 8, "blocks": 2},
     {"width": 6, "blocks": 2},
+    {"width": 6, "blocks": 2, "edge_kernel": 3},
+    {"width": 6, "blocks": 3},
     {"width": 4, "blocks": 1, "edge_kernel": 3},
 ]
 
