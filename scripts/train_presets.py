@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nst_plugin.engine.style_models import info_from_metadata, read_metadata
+from nst_plugin.engine.style_models import info_from_metadata, net_config, read_metadata
+from nst_plugin.engine.training import FastSettings
 from nst_plugin.train_fast import train_fast
 
 # name: (file in --styles, title, artist, painting, year, source)
@@ -60,13 +61,21 @@ _FROM_ADAIN = {
     "content_weight": 0.0,
     "relative_content_weight": 1.0,
 }
+# the_scream's: a network of width 6 with 2 blocks (a sixth of our AdaIN's time), from scratch,
+# the Johnson presets' style weight, the content weight raised once the painting is in (item 46)
+_SMALL = {"width": 6, "blocks": 2, "style_weight": 6e4, "lr": 1e-3, "lr_decay": 1e-4,
+          "tv_weight": 0.0}  # fmt: skip
 RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
+    "the_scream": [(0.33, {**_SMALL, "content_weight": 1.0}),
+                   (0.60, {**_SMALL, "content_weight": 2.5})],
     "udnie": [(0.05, {**_FROM_ADAIN, "moments_only": True, "lr": 1e-3,
                       "relative_style_weight": 3.0})],
     "composition_vii": [(0.13, {**_FROM_ADAIN, "lr": 1e-4, "relative_style_weight": 2.2})],
 }  # fmt: skip
 # presets whose recipe starts from our AdaIN with the painting (`--from-adain`)
 FROM_ADAIN = {"udnie", "composition_vii"}
+# what makes two networks' weights interchangeable (`fast.NetConfig`)
+SHAPE_FIELDS = ("width", "blocks", "downsamplings", "edge_kernel", "lite_widths")
 
 
 # settings a call may override for every preset (not with --recipe): FastSettings field,
@@ -74,6 +83,7 @@ FROM_ADAIN = {"udnie", "composition_vii"}
 OVERRIDES: list[tuple[str, type, str]] = [
     ("style_weight", float, "override for all"),
     ("crop", int, "training crop (px), override for all"),
+    ("batch_size", int, "crops per step, for all"),
     ("tv_weight", float, "total-variation weight, for all"),
     ("margin", int, "unscored px around crops, for all"),
     ("histogram_weight", float, "channel histogram style term's weight, for all"),
@@ -170,6 +180,14 @@ def _hours_trained(model: Path) -> float:
     return info_from_metadata(read_metadata(model)).state["seconds"] / 3600
 
 
+def _same_shape(model: Path, settings: dict[str, Any]) -> bool:
+    """Whether `model`'s network has the shape `settings` ask for (noise input aside, which a
+    warm start adds): the first preset warm-starts only presets of its own shape."""
+    asked = FastSettings(**{k: v for k, v in settings.items() if v is not None}).net_config()
+    have = net_config(read_metadata(model))
+    return all(getattr(asked, f) == getattr(have, f) for f in SHAPE_FIELDS)
+
+
 def _train(
     args: argparse.Namespace,
     name: str,
@@ -181,7 +199,8 @@ def _train(
 ) -> None:
     file, title, artist, painting, year, source = PRESETS[name]
     first = out.parent / f"{FIRST}.safetensors"
-    init = str(first) if name != FIRST and not out.exists() and first.exists() else None
+    fresh = name != FIRST and not out.exists() and first.exists()
+    init = str(first) if fresh and _same_shape(first, settings) else None
     from_adain = (args.from_adain or (args.recipe and name in FROM_ADAIN)) and not out.exists()
     init = None if from_adain else init
     phase = "" if hours is None else f" until {hours} h"

@@ -115,3 +115,29 @@ def test_a_recipe_from_our_adain_starts_there_and_tunes_the_moments(
     net, config, info, _ = load_style_model(work / "composition_vii.safetensors")
     assert isinstance(net, fast.AdaINPreset) and config.lite_widths
     assert info.state["step"] == 2 and info.settings["moments_only"] is True
+
+
+def test_the_first_preset_warm_starts_only_presets_of_its_shape(
+    script, folders, tmp_path, monkeypatch, capsys
+):
+    """A preset of another width starts from scratch instead of failing on the first one's
+    weights; one of the same shape starts from them."""
+    styles, photos = folders
+    for painting in ("van_gogh_starry_night.jpg", "munch_the_scream.jpg"):
+        save_image(Picture(make_image(64, 64, "art", seed=4)), styles / painting)
+    work = tmp_path / "work"
+    args = ["--styles", str(styles), "--content-dir", str(photos), "--work", str(work)]
+    _main(script, monkeypatch, *args, "--only", "starry_night", "--steps", "1",
+          *_flags(TINY))  # fmt: skip
+    _main(script, monkeypatch, *args, "--only", "the_scream", "--steps", "1",
+          *_flags({**TINY, "width": 2}))  # fmt: skip
+    _main(script, monkeypatch, *args, "--only", "composition_vii", "--steps", "1",
+          *_flags(TINY))  # fmt: skip
+    out = capsys.readouterr().out
+    assert "== the_scream: init None" in out
+    assert f"== composition_vii: init {work / 'starry_night.safetensors'}" in out
+    assert load_style_model(work / "the_scream.safetensors")[1].width == 2
+
+
+def _flags(settings: dict[str, int]) -> list[str]:
+    return [a for k, v in settings.items() for a in (f"--{k.replace('_', '-')}", str(v))]
