@@ -354,7 +354,7 @@ def _run_train(args: argparse.Namespace) -> int:
         style=args.style,
         init=args.init,
         from_adain=args.from_adain,
-        teacher=args.teacher,
+        teacher=str(plugins.get_style_model(args.teacher).path) if args.teacher else None,
         style_size=args.style_size,
         info={k: getattr(args, k) for k in info},
         settings=settings,

@@ -21,7 +21,6 @@ from typing import Any
 import torch
 from PIL import Image
 
-from . import plugins
 from .devices import resolve_device
 from .engine import fast
 from .engine.encoders import load_encoder
@@ -29,7 +28,9 @@ from .engine.errors import InputError
 from .engine.style_models import (
     INFO_FIELDS,
     StyleModelInfo,
+    info_from_metadata,
     load_style_model,
+    read_metadata,
     read_style_model,
     save_style_model,
 )
@@ -88,7 +89,7 @@ def train_fast(
     overwrite: bool = False,
     init: str | None = None,
     from_adain: bool = False,
-    teacher: str | None = None,
+    teacher: str | None = None,  # a style model file
     style_size: int | None = None,
     time_limit_min: float | None = None,
     hours: float | None = None,
@@ -145,8 +146,8 @@ def train_fast(
     if teacher and not train_settings.needs_teachers():
         raise InputError("--teacher needs a teacher term: --teacher-weight, "
                          "--teacher-content-weight or --teacher-style-mix")  # fmt: skip
-    teacher_model = plugins.get_style_model(teacher) if teacher else None
-    if teacher_model and taught_by and teacher_model.info.sha256 != taught_by:
+    teacher_sha = _teacher_hash(teacher) if teacher else None
+    if teacher_sha and taught_by and teacher_sha != taught_by:
         raise InputError(f"teacher {teacher} is not the model this one was trained against")
     painting = resize_longer(load_image(style), style_size)
     reference = _jpeg(resize_longer(painting, REFERENCE_LONGER))
@@ -163,9 +164,7 @@ def train_fast(
     teachers = None
     if train_settings.needs_teachers():
         cache = Path(cache_dir) if cache_dir else default_cache_dir("teachers")
-        teachers = _teachers(
-            photos, painting, cache, quiet, teacher_model.path if teacher_model else None
-        )
+        teachers = _teachers(photos, painting, cache, quiet, Path(teacher) if teacher else None)
     trainer = FastTrainer(
         load_encoder("vgg19"),
         photos,
@@ -180,9 +179,9 @@ def train_fast(
 
     def save_file() -> None:
         model_info.settings = {**trainer.settings_dict(), "style_size": style_size}
-        if teacher_model:
-            model_info.settings["teacher"] = teacher
-            model_info.settings["teacher_sha256"] = teacher_model.info.sha256
+        if teacher:
+            model_info.settings["teacher"] = str(teacher)
+            model_info.settings["teacher_sha256"] = teacher_sha
         model_info.state = asdict(trainer.state)
         model_info.state.pop("history", None)
         save_style_model(
@@ -229,6 +228,13 @@ def _grown(
     if config.noise_channels and settings.noise_cell != config.noise_cell:
         net, config = fast.with_noise_cell(net, config, settings.noise_cell)
     return net, config, adam
+
+
+def _teacher_hash(teacher: str) -> str:
+    """The teacher model file's recorded weights hash (checked as the file is read)."""
+    if not Path(teacher).is_file():
+        raise InputError(f"teacher model {teacher} not found")
+    return info_from_metadata(read_metadata(teacher)).sha256
 
 
 def _shipped_adain(painting: Picture) -> tuple[Any, Any, Any]:

@@ -629,6 +629,18 @@ def test_cli_refuses_to_overwrite_and_bad_settings(photos, painting, tmp_path, c
     assert "style size must be at least 32 px, got 0" in capsys.readouterr().err
     with pytest.raises(InputError, match="no usable photos .at least 256 px"):
         _train(photos, painting, tmp_path / "big.safetensors", 1, settings={"crop": 256})
+    assert main([*args, "--out", str(tmp_path / "n.safetensors"), "--teacher", "nope"]) == 2
+    assert "unknown style model 'nope'; installed: " in capsys.readouterr().err
+
+
+def test_cli_teacher_is_an_installed_model_by_name(photos, painting, tmp_path):
+    out = tmp_path / "student.safetensors"
+    args = ["train", "fast", "--style", str(painting), "--content-dir", str(photos), "--quiet"]
+    tiny = ["--crop", "64", "--batch-size", "2", "--width", "2", "--blocks", "1", "--steps", "1"]
+    assert main([*args, *tiny, "--out", str(out), "--teacher", "the_scream",
+                 "--teacher-content-weight", "1"]) == 0  # fmt: skip
+    settings = json.loads(read_style_model(out)[1]["settings"])
+    assert settings["teacher"] == str(PRESETS_DIR / "the_scream.safetensors")
 
 
 def test_sigterm_saves_a_checkpoint_that_resumes(photos, painting, tmp_path):
@@ -1147,7 +1159,7 @@ def test_a_teacher_model_paints_the_teacher_images_and_a_resumed_run_keeps_it(
     with pytest.raises(InputError, match="is not the model this one was trained against"):
         _train(photos, painting, out, 4, resume=True, teacher=str(other), settings=taught)
     teacher.unlink()  # a resume without --teacher reads the recorded one, which must exist
-    with pytest.raises(InputError, match="unknown style model"):
+    with pytest.raises(InputError, match="teacher model .* not found"):
         _train(photos, painting, out, 4, resume=True, settings=taught)
     with pytest.raises(InputError, match="--teacher needs a teacher term"):
         _train(photos, painting, tmp_path / "x.safetensors", 1, teacher=str(out))
