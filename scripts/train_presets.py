@@ -61,8 +61,9 @@ _FROM_ADAIN = {
     "content_weight": 0.0,
     "relative_content_weight": 1.0,
 }
-# the_scream's: a network of width 6 with 2 blocks (a sixth of our AdaIN's time), from scratch,
-# the Johnson presets' style weight, the content weight raised once the painting is in (item 46)
+# the_scream's: a network of width 6 with 2 blocks (about a fifth of our AdaIN's time), from
+# scratch, the Johnson presets' style weight, the content weight raised once the painting is
+# in (item 46)
 _SMALL = {"width": 6, "blocks": 2, "style_weight": 6e4, "lr": 1e-3, "lr_decay": 1e-4,
           "tv_weight": 0.0}  # fmt: skip
 RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
@@ -87,19 +88,19 @@ OVERRIDES: list[tuple[str, type, str]] = [
     ("tv_weight", float, "total-variation weight, for all"),
     ("margin", int, "unscored px around crops, for all"),
     ("histogram_weight", float, "channel histogram style term's weight, for all"),
-    ("teacher_weight", float, "colour-layout term's weight against our AdaIN, for all"),
+    ("teacher_weight", float, "colour-layout term's weight against the teacher, for all"),
     ("content_weight", float, "relu2_2 content term's weight against the photo, for all"),
-    ("teacher_content_weight", float, "relu2_2 content term's weight against our AdaIN, for all"),
-    ("teacher_style_mix", float, "share of crop Gram targets from our AdaIN, for all"),
+    ("teacher_content_weight", float, "relu2_2 content term's weight against the teacher, for all"),
+    ("teacher_style_mix", float, "share of crop Gram targets from the teacher, for all"),
     ("detail_threshold", float, "gradient under which no painting style is asked, for all"),
     ("flat_tv_weight", float, "total variation's weight on flat spots, for all"),
     ("fine_content_weight", float, "relu1_1 content term's weight, for all"),
     ("deep_content_weight", float, "relu4_2 content term's weight, for all"),
     ("regularity_weight", float, "texture regularity term's weight, for all"),
     ("stability_weight", float, "noise stability term's weight, for all"),
-    ("spectrum_weight", float, "power spectrum term's weight against our AdaIN, for all"),
-    ("spectrum_peak_weight", float, "spectral peak term's weight against our AdaIN, for all"),
-    ("texture_layout_weight", float, "texture-placement term's weight against our AdaIN, for all"),
+    ("spectrum_weight", float, "power spectrum term's weight against the teacher, for all"),
+    ("spectrum_peak_weight", float, "spectral peak term's weight against the teacher, for all"),
+    ("texture_layout_weight", float, "texture placement's weight against the teacher, for all"),
     ("noise_channels", int, "noise channels beside the photo, for all"),
     ("noise_cell", int, "px between the noise field's independent values, for all"),
     ("relative_style_weight", float, "benchmark-measured style distance's weight, for all"),
