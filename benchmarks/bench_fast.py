@@ -62,7 +62,7 @@ def _config(model: str) -> fast_net.NetConfig:
     return net_config(read_metadata(nst.list_style_models()[model]["path"]))
 
 
-def _from_adain(model: str) -> bool:
+def from_adain(model: str) -> bool:
     """Whether the model is a `fast.AdaINPreset` (else `fast.make_net`'s network)."""
     return bool(_config(model).lite_widths)
 
@@ -261,7 +261,7 @@ def main() -> None:
     cpu = "bf16 autocast" if bf16_enabled(torch.device("cpu")) else "fp32"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {cpu}\n")
     if args.layers:  # the inference changes made to `fast.make_net`'s network
-        johnson = [m for m in models if not _from_adain(m)]
+        johnson = [m for m in models if not from_adain(m)]
         if not johnson:
             raise SystemExit("--layers times fast.make_net's network: no such model given")
         layers(johnson[0], max(args.repeat, 7))

@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable
 
 import torch
+from bench_fast import from_adain
 
 import nst_plugin as nst
 from nst_plugin.engine import fast
 from nst_plugin.engine.precision import autocast
-from nst_plugin.engine.style_models import net_config, read_metadata
 from nst_plugin.images import Picture
 
 SIZES = ((512, 384), (1024, 768))
@@ -41,19 +41,18 @@ SHAPES: list[dict[str, int]] = [
 ]
 
 
-def _network(shape: dict[str, int]) -> Callable[[torch.Tensor], torch.Tensor]:
+def _network(shape: dict[str, int]) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
+    """The shape's network as the task runs it, and its parameters as trained."""
     config = fast.NetConfig(**shape)
-    net = fast.for_inference(fast.make_net(config)).to(memory_format=torch.channels_last)
+    trained = fast.make_net(config)
+    params = sum(p.numel() for p in trained.parameters())
+    net = fast.for_inference(trained).to(memory_format=torch.channels_last)
 
     def run(photo: torch.Tensor) -> torch.Tensor:
         with autocast(photo.device):
             return fast.stylize(net, photo, config.multiple)
 
-    return run
-
-
-def _params(shape: dict[str, int]) -> int:
-    return sum(p.numel() for p in fast.make_net(fast.NetConfig(**shape)).parameters())
+    return run, params
 
 
 def main() -> None:
@@ -61,16 +60,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7, help="timed rounds per size")
     args = parser.parse_args()
     torch.manual_seed(0)
-    johnson = next(  # the first preset of `make_net`'s layout
-        name
-        for name, m in nst.list_style_models().items()
-        if not net_config(read_metadata(m["path"])).lite_widths
-    )
+    johnson = next(m for m in nst.list_style_models() if not from_adain(m))  # make_net's
     painting = nst.style_model_reference(johnson)
     adain = nst.create_task("nst.style_transfer", method="adain", size=0)
     preset = nst.create_task("nst.style_transfer", method="fast", model=johnson, size=0)
-    networks = {str(shape or "shipped shape"): _network(shape) for shape in SHAPES}
-    params = {str(shape or "shipped shape"): _params(shape) for shape in SHAPES}
+    built = {str(shape or "shipped shape"): _network(shape) for shape in SHAPES}
+    networks = {name: run for name, (run, _) in built.items()}
+    params = {name: count for name, (_, count) in built.items()}
     seconds: dict[tuple[str, int], list[float]] = {}
     for w, h in SIZES:
         photo = torch.rand(3, h, w)

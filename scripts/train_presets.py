@@ -11,7 +11,8 @@ and the whole recipe fits the 2-hour budget a preset is allowed.
 
 The first preset starts from scratch (with the identity warm-up); the others start from the
 first one's weights (`--init`), which is the warm start they share, or, with `--from-adain`
-(and by its recipe udnie, FROM_ADAIN), from our AdaIN with the painting (`fast.AdaINPreset`).
+(and by their recipes udnie and composition_vii, FROM_ADAIN), from our AdaIN with the painting
+(`fast.AdaINPreset`).
 With `--teacher-dir`, each preset's teacher terms compare with that folder's model of its name
 (distillation: a smaller network learns a trained preset's picture). Copy a finished model and
 its .log.jsonl into nst_plugin/weights/styles/.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +77,6 @@ RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
 }  # fmt: skip
 # presets whose recipe starts from our AdaIN with the painting (`--from-adain`)
 FROM_ADAIN = {"udnie", "composition_vii"}
-# what makes two networks' weights interchangeable (`fast.NetConfig`)
-SHAPE_FIELDS = ("width", "blocks", "downsamplings", "edge_kernel", "lite_widths")
 
 
 # settings a call may override for every preset (not with --recipe): FastSettings field,
@@ -186,7 +186,7 @@ def _same_shape(model: Path, settings: dict[str, Any]) -> bool:
     warm start adds): the first preset warm-starts only presets of its own shape."""
     asked = FastSettings(**{k: v for k, v in settings.items() if v is not None}).net_config()
     have = net_config(read_metadata(model))
-    return all(getattr(asked, f) == getattr(have, f) for f in SHAPE_FIELDS)
+    return replace(have, noise_channels=asked.noise_channels, noise_cell=asked.noise_cell) == asked
 
 
 def _train(
