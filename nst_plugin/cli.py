@@ -139,6 +139,15 @@ def _add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
     fast.add_argument("--width", type=int, help=f"network width ({f.width})")
     fast.add_argument("--blocks", type=int, help=f"residual blocks ({f.blocks})")
     fast.add_argument(
+        "--lite-widths",
+        type=int,
+        nargs=4,
+        metavar="C",
+        help="a new network in our lite AdaIN's layout with the painting fixed "
+        "(fast.AdaINPreset) and these four stages' channels, from scratch; --from-adain "
+        "starts one from the package's widths and weights instead",
+    )
+    fast.add_argument(
         "--noise-channels",
         type=int,
         help="Gaussian noise channels fed beside the photo, so flat areas need not repeat a "

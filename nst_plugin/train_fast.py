@@ -109,6 +109,8 @@ def train_fast(
         raise InputError("--init and --from-adain start a new model: not with --resume")
     if init and from_adain:
         raise InputError("--init and --from-adain are two starts: pick one")
+    if from_adain and overrides.get("lite_widths"):
+        raise InputError("--from-adain keeps the package's widths: not with --lite-widths")
     if style_size is not None and style_size < 32:
         raise InputError(f"style size must be at least 32 px, got {style_size}")
     net = state = adam = taught_by = None

@@ -125,6 +125,8 @@ def main() -> None:
         ap.add_argument(f"--{field.replace('_', '-')}", type=kind, default=None, help=help_text)
     ap.add_argument("--style-size", type=int, default=None,
                     help="painting's longer side (px), for all; resumes keep theirs")  # fmt: skip
+    ap.add_argument("--lite-widths", type=int, nargs=4, default=None, metavar="C",
+                    help="a new network's lite AdaIN layout widths, for all")  # fmt: skip
     ap.add_argument("--style-tap-weights", type=float, nargs=5, default=None, metavar="W",
                     help="style weight at relu1_1..relu5_1, for all")  # fmt: skip
     ap.add_argument(
@@ -149,6 +151,7 @@ def main() -> None:
     overrides = {field: getattr(args, field) for field, _, _ in OVERRIDES}
     overrides |= {
         "style_tap_weights": args.style_tap_weights,
+        "lite_widths": args.lite_widths,
         "batch_gram": args.batch_gram,
         "moments_only": args.moments_only,
     }

@@ -1085,6 +1085,21 @@ def test_train_fast_from_adain_starts_at_adains_picture_and_resumes_identically(
         _train(photos, painting, tmp_path / "c.safetensors", 1, from_adain=True, init=str(start))
 
 
+def test_a_lite_layout_network_of_given_widths_trains_from_scratch(photos, painting, tmp_path):
+    out = tmp_path / "lite.safetensors"
+    _train(photos, painting, out, 3, settings={"lite_widths": (2, 3, 4, 5), "crop": 64})
+    net, config, info, _ = load_style_model(out)
+    assert isinstance(net, fast.AdaINPreset) and net.lite.widths == (2, 3, 4, 5)
+    assert config.lite_widths == (2, 3, 4, 5) and info.state["step"] == 3
+    photo = make_image(37, 53, "photo", seed=3)[None]
+    assert fast.stylize(net, photo, config.multiple).shape == photo.shape
+    with pytest.raises(InputError, match="lite widths are four"):
+        _train(photos, painting, tmp_path / "b.safetensors", 1, settings={"lite_widths": (2, 3)})
+    with pytest.raises(InputError, match="not with --lite-widths"):
+        _train(photos, painting, tmp_path / "c.safetensors", 1, from_adain=True,
+               settings={"lite_widths": (2, 3, 4, 5)})  # fmt: skip
+
+
 def test_moments_only_trains_the_paintings_moments_and_leaves_adains_filters(
     photos, painting, tmp_path
 ):

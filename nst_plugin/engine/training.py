@@ -721,6 +721,8 @@ class FastTrainer(Trainer):
             raise InputError(f"noise cell must be 1 px or more, got {s.noise_cell}")
         if s.noise_cell > 1 and not s.noise_channels:
             raise InputError("a noise cell needs noise channels (--noise-channels)")
+        if s.lite_widths and (len(s.lite_widths) != 4 or min(s.lite_widths) < 1):
+            raise InputError(f"lite widths are four channel counts of 1 or more: {s.lite_widths}")
         if s.noise_channels and s.lite_widths:
             raise InputError("a network from our AdaIN (--from-adain) takes no noise channels")
         if s.moments_only and not s.lite_widths:
