@@ -9,8 +9,9 @@ trained by its recipe: in phases, each lasting until the model's training time i
 log's `hours`) reaches the phase's end, so a call stopped anywhere picks up in the right phase,
 and the whole recipe fits the 2-hour budget a preset is allowed.
 
-The first preset starts from scratch (with the identity warm-up); the others start from the
-first one's weights (`--init`), which is the warm start they share, or, with `--from-adain`
+The first preset (FIRST) starts from scratch (with the identity warm-up); the others start from
+its weights where they have its network's shape (`--init`), which is the warm start they share
+(copy a trained one into WORK to start from it), or, with `--from-adain`
 (and by their recipes udnie and composition_vii, FROM_ADAIN), from our AdaIN with the painting
 (`fast.AdaINPreset`).
 With `--teacher-dir`, each preset's teacher terms compare with that folder's model of its name
@@ -31,14 +32,14 @@ from nst_plugin.engine.style_models import info_from_metadata, net_config, read_
 from nst_plugin.engine.training import FastSettings
 from nst_plugin.train_fast import train_fast
 
-# name: (file in --styles, title, artist, painting, year, source)
+# name: (file in --styles, title, artist, painting, year, source); the first is FIRST
 PRESETS = {
+    "the_scream": ("munch_the_scream.jpg", "The Scream", "Edvard Munch", "The Scream", "1893",
+                   "jcjohnson/neural-style examples/inputs"),
     "starry_night": ("van_gogh_starry_night.jpg", "Starry Night", "Vincent van Gogh",
                      "The Starry Night", "1889", "jcjohnson/neural-style examples/inputs"),
     "the_wave": ("hokusai_the_wave.jpg", "The Wave", "Katsushika Hokusai",
                  "The Great Wave off Kanagawa", "c. 1831", "jcjohnson/fast-neural-style"),
-    "the_scream": ("munch_the_scream.jpg", "The Scream", "Edvard Munch", "The Scream", "1893",
-                   "jcjohnson/neural-style examples/inputs"),
     "udnie": ("picabia_udnie.jpg", "Udnie", "Francis Picabia",
               "Udnie (Young American Girl, The Dance)", "1913", "pytorch/examples"),
     "composition_vii": ("kandinsky_composition_vii.jpg", "Composition VII", "Wassily Kandinsky",
@@ -47,7 +48,7 @@ PRESETS = {
                   "The Shipwreck of the Minotaur", "c. 1810",
                   "jcjohnson/neural-style examples/inputs"),
 }  # fmt: skip
-FIRST = "starry_night"
+FIRST = "the_scream"
 
 # name: [(until hours, settings)]; a phase's settings are whole (a resume would keep the last
 # phase's otherwise), and every phase starts from the one before with its optimizer state.
@@ -65,12 +66,15 @@ _FROM_ADAIN = {
 }
 # the_scream's: a network of width 6 with 2 blocks (about a fifth of our AdaIN's time), from
 # scratch, the Johnson presets' style weight, the content weight raised once the painting is
-# in (item 46)
+# in (item 46); the_wave's: the same network from the_scream's weights, the content weight
+# lowered once the layout holds (item 47)
 _SMALL = {"width": 6, "blocks": 2, "style_weight": 6e4, "lr": 1e-3, "lr_decay": 1e-4,
           "tv_weight": 0.0}  # fmt: skip
 RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
     "the_scream": [(0.33, {**_SMALL, "content_weight": 1.0}),
                    (0.60, {**_SMALL, "content_weight": 2.5})],
+    "the_wave": [(0.63, {**_SMALL, "content_weight": 2.5}),
+                 (1.06, {**_SMALL, "content_weight": 1.0})],
     "udnie": [(0.05, {**_FROM_ADAIN, "moments_only": True, "lr": 1e-3,
                       "relative_style_weight": 3.0})],
     "composition_vii": [(0.13, {**_FROM_ADAIN, "lr": 1e-4, "relative_style_weight": 2.2})],
