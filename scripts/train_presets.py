@@ -66,13 +66,14 @@ _FROM_ADAIN = {
 }
 # the_scream's: a network of width 6 with 2 blocks (about a fifth of our AdaIN's time), from
 # scratch, the Johnson presets' style weight, the content weight raised once the painting is
-# in (item 46); the_wave's: the same network from the_scream's weights, the content weight
-# lowered once the layout holds (item 47)
+# in (item 46); starry_night's and the_wave's: the same network from the_scream's weights, the
+# wave's content weight lowered once the layout holds (items 47, 49)
 _SMALL = {"width": 6, "blocks": 2, "style_weight": 6e4, "lr": 1e-3, "lr_decay": 1e-4,
           "tv_weight": 0.0}  # fmt: skip
 RECIPES: dict[str, list[tuple[float, dict[str, Any]]]] = {
     "the_scream": [(0.33, {**_SMALL, "content_weight": 1.0}),
                    (0.60, {**_SMALL, "content_weight": 2.5})],
+    "starry_night": [(0.47, {**_SMALL, "content_weight": 1.0})],
     "the_wave": [(0.63, {**_SMALL, "content_weight": 2.5}),
                  (1.06, {**_SMALL, "content_weight": 1.0})],
     "udnie": [(0.05, {**_FROM_ADAIN, "moments_only": True, "lr": 1e-3,
