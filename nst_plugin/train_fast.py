@@ -182,7 +182,7 @@ def train_fast(
     def save_file() -> None:
         model_info.settings = {**trainer.settings_dict(), "style_size": style_size}
         if teacher:
-            model_info.settings["teacher"] = str(teacher)
+            model_info.settings["teacher"] = teacher
             model_info.settings["teacher_sha256"] = teacher_sha
         model_info.state = asdict(trainer.state)
         model_info.state.pop("history", None)
